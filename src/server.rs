@@ -1,0 +1,248 @@
+//! The MCP server: what it announces, how requests reach the tool, resource and prompt
+//! routers, and the one place every request passes through on every transport (`observe`):
+//! drain gate, cancellation, and one JSON log line per request.
+
+use std::{borrow::Cow, future::Future, sync::Arc, time::Instant};
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    handler::server::{
+        prompt::PromptContext,
+        router::{prompt::PromptRouter, tool::ToolRouter},
+        tool::ToolCallContext,
+    },
+    model::{
+        CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorCode, GetPromptRequestParams,
+        GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+
+use crate::{shutdown::Shutdown, weather::OpenMeteo};
+
+/// The protocol revisions served: the stateless 2026-07-28 and the two handshake revisions.
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2026_07_28,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+];
+
+/// JSON-RPC code for requests refused or cancelled because the server is shutting down
+/// (in the implementation-defined server error range).
+pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
+
+const INSTRUCTIONS: &str = "Weather tools. get_forecast(city, days) returns a daily forecast \
+(°C, mm, conditions) for up to 16 days; convert_temperature converts between celsius, \
+fahrenheit and kelvin. The weather://codes resource explains the weather codes in forecasts. \
+The plan_outdoor_activity prompt plans an activity around the forecast.";
+
+/// One instance per session (or per request on stateless HTTP); cloning is cheap.
+#[derive(Clone)]
+pub struct McpServer {
+    tools: Arc<ToolRouter<Self>>,
+    prompts: Arc<PromptRouter<Self>>,
+    pub(crate) weather: OpenMeteo,
+    shutdown: Shutdown,
+}
+
+impl McpServer {
+    pub fn new(weather: OpenMeteo, shutdown: Shutdown) -> Self {
+        Self {
+            tools: Arc::new(crate::tools::router()),
+            prompts: Arc::new(crate::prompts::router()),
+            weather,
+            shutdown,
+        }
+    }
+
+    /// Runs one request: refuses it while draining, cancels it when the client cancels or
+    /// the drain period runs out, and logs one line with its outcome and duration.
+    async fn observe<T>(
+        &self,
+        method: &'static str,
+        name: Option<&str>,
+        context: &RequestContext<RoleServer>,
+        classify: impl FnOnce(&T) -> &'static str,
+        work: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let started = Instant::now();
+        let (result, outcome) = match self.shutdown.track() {
+            None => (Err(shutting_down("the server is shutting down and accepts no new requests; retry on another instance")), "refused_draining"),
+            Some(_in_flight) => tokio::select! {
+                result = work => {
+                    let outcome = result.as_ref().map_or("error", classify);
+                    (result, outcome)
+                }
+                _ = self.shutdown.aborted() => (Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it")), "cancelled_by_shutdown"),
+                _ = context.ct.cancelled() => (Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None)), "cancelled"),
+            },
+        };
+        let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
+        let request_id = context.id.to_string();
+        let protocol = context.protocol_version().map(|v| v.to_string());
+        let transport = if context.extensions.get::<axum::http::request::Parts>().is_some() { "http" } else { "stdio" };
+        match &result {
+            Ok(_) => tracing::info!(
+                event = "request", method, name, request_id, protocol, transport, duration_ms, outcome,
+                "handled {method}"
+            ),
+            Err(error) => tracing::warn!(
+                event = "request", method, name, request_id, protocol, transport, duration_ms, outcome,
+                error_code = error.code.0, error = %error.message,
+                "handled {method}"
+            ),
+        }
+        result
+    }
+}
+
+fn ok<T>(_: &T) -> &'static str {
+    "ok"
+}
+
+fn shutting_down(message: &'static str) -> ErrorData {
+    ErrorData::new(SHUTTING_DOWN, message, None)
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_description(env!("CARGO_PKG_DESCRIPTION")),
+        )
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.observe("initialize", None, &context, ok, async {
+            context.peer.set_peer_info(request.clone());
+            self.negotiate_initialize(&request)
+        })
+        .await
+    }
+
+    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+        self.observe("server/discover", None, &context, ok, async {
+            Ok(DiscoverResult::from_server_info(
+                self.supported_protocol_versions().into_owned(),
+                self.get_info(),
+            ))
+        })
+        .await
+    }
+
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.observe("ping", None, &context, ok, async { Ok(()) }).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.observe("tools/list", None, &context, ok, async {
+            Ok(ListToolsResult::with_all_items(self.tools.list_all()))
+        })
+        .await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.clone();
+        let classify = |response: &CallToolResponse| match response {
+            CallToolResponse::Complete(result) if result.is_error == Some(true) => "tool_error",
+            _ => "ok",
+        };
+        self.observe("tools/call", Some(&name), &context, classify, async {
+            if self.tools.get(&name).is_none() {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool '{name}'; tools/list shows the available tools"),
+                    None,
+                ));
+            }
+            let call = ToolCallContext::new(self, request, context.clone());
+            self.tools.call(call).await
+        })
+        .await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.observe("resources/list", None, &context, ok, async { Ok(crate::resources::list()) })
+            .await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.observe("resources/templates/list", None, &context, ok, async {
+            Ok(crate::resources::templates())
+        })
+        .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.observe("resources/read", Some(&request.uri), &context, ok, async {
+            crate::resources::read(&request.uri).map(Into::into)
+        })
+        .await
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.observe("prompts/list", None, &context, ok, async {
+            Ok(ListPromptsResult::with_all_items(self.prompts.list_all()))
+        })
+        .await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let name = request.name.clone();
+        self.observe("prompts/get", Some(&name), &context, ok, async {
+            let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
+            self.prompts.get_prompt(prompt).await
+        })
+        .await
+    }
+}

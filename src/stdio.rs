@@ -1,0 +1,212 @@
+//! The stdio transport: newline-delimited JSON-RPC on stdin/stdout, for clients that spawn
+//! the server as a child process.
+//!
+//! Reading is ours so that bad input gets an answer: a line that is not JSON gets a JSON-RPC
+//! Parse error (-32700), JSON that is not a valid request gets Invalid Request (-32600), and
+//! the session goes on either way. Writing is rmcp's, so every byte on stdout is a framed
+//! JSON-RPC message. The process exits when stdin closes or after a drain on SIGTERM/SIGINT.
+
+use std::{pin::Pin, time::Duration};
+
+use rmcp::{
+    RoleServer,
+    model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage},
+    service::{ServerInitializeError, serve_server_with_ct},
+    transport::{Transport, async_rw::AsyncRwTransport, stdio_pipes},
+};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    server::McpServer,
+    shutdown::{self, Shutdown},
+};
+
+/// Longest accepted message; longer lines are answered with an error and skipped.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Serves one stdio session until stdin closes or a signal drains it.
+pub async fn run(server: McpServer, shutdown: Shutdown) {
+    let (stdin, stdout) = stdio_pipes();
+    let transport = StdioTransport::new(stdin, stdout);
+    let stop = CancellationToken::new();
+    shutdown.mark_serving();
+    tracing::info!(event = "listening", transport = "stdio", "serving MCP on stdio");
+
+    let session = async {
+        match serve_server_with_ct(server, transport, stop.clone()).await {
+            Ok(running) => {
+                let _ = running.waiting().await;
+            }
+            // stdin closed before the first request: a normal end.
+            Err(ServerInitializeError::ConnectionClosed(_) | ServerInitializeError::Cancelled) => {}
+            Err(error) => tracing::error!(%error, "stdio session failed to start"),
+        }
+    };
+    tokio::pin!(session);
+    tokio::select! {
+        () = &mut session => tracing::info!(event = "stdin_closed", "stdin closed; exiting"),
+        signal = shutdown::signal() => {
+            shutdown.drain(signal).await;
+            // Stop the session; rmcp first flushes answers the handlers already produced.
+            stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(5), session).await.is_err() {
+                tracing::warn!("stdio session did not close in time");
+            }
+        }
+    }
+}
+
+/// Server side of the stdio framing (see the module docs).
+pub struct StdioTransport<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    /// Inside an oversized line, skipping to its end. Kept here because `receive` may be
+    /// cancelled and resumed mid-line.
+    discarding: bool,
+    /// rmcp's framed writer; its reading half is never used.
+    writer: AsyncRwTransport<RoleServer, tokio::io::Empty, Box<dyn AsyncWrite + Send + Unpin>>,
+}
+
+enum Line {
+    Complete,
+    Oversized,
+    Eof,
+}
+
+impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
+    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Self {
+            reader: BufReader::new(reader),
+            line: Vec::new(),
+            discarding: false,
+            writer: AsyncRwTransport::new_server(tokio::io::empty(), Box::new(writer)),
+        }
+    }
+
+    /// Reads up to the next newline into `self.line`, never holding more than the limit.
+    /// Cancel-safe: progress lives in `self`, and `fill_buf` loses nothing when dropped.
+    async fn read_line(&mut self) -> std::io::Result<Line> {
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(Line::Eof);
+            }
+            let (chunk, complete) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], true),
+                None => (available, false),
+            };
+            let used = chunk.len() + usize::from(complete);
+            let fits = self.line.len() + chunk.len() <= MAX_LINE_BYTES;
+            if !self.discarding && fits {
+                self.line.extend_from_slice(chunk);
+            } else {
+                self.line.clear();
+                self.discarding = true;
+            }
+            Pin::new(&mut self.reader).consume(used);
+            if complete {
+                return Ok(if std::mem::take(&mut self.discarding) { Line::Oversized } else { Line::Complete });
+            }
+        }
+    }
+
+    async fn reply_error(&mut self, id: Option<RequestId>, error: ErrorData) {
+        if let Err(e) = self.writer.send(ServerJsonRpcMessage::error(error, id)).await {
+            tracing::warn!(error = %e, "could not write an error reply to stdout");
+        }
+    }
+}
+
+
+
+impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
+    type Error = std::io::Error;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.writer.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
+        loop {
+            match self.read_line().await {
+                Ok(Line::Complete) => {}
+                Ok(Line::Eof) => return None,
+                Ok(Line::Oversized) => {
+                    tracing::warn!(event = "bad_input", max_bytes = MAX_LINE_BYTES, "message too large; skipped");
+                    let message = format!("message exceeds {MAX_LINE_BYTES} bytes and was skipped");
+                    self.reply_error(None, ErrorData::new(ErrorCode::INVALID_REQUEST, message, None)).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reading stdin failed");
+                    return None;
+                }
+            }
+            let line = std::mem::take(&mut self.line);
+            let text = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line); // UTF-8 BOM
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse(text) {
+                Ok(message) => return Some(message),
+                Err((id, error)) => {
+                    tracing::warn!(event = "bad_input", code = error.code.0, error = %error.message, "invalid JSON-RPC input");
+                    if let Some(id) = id {
+                        self.reply_error(id, error).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.writer.close().await
+    }
+}
+
+/// Parses one line. On failure, says whom to answer (`Some(id)`, where `id` is `None` for
+/// the null id) or that no answer is due (`None`: a malformed notification).
+fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>, ErrorData)> {
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+        (Some(None), ErrorData::new(ErrorCode::PARSE_ERROR, format!("Parse error: not valid JSON ({e})"), None))
+    })?;
+    let id = value.get("id").cloned();
+    serde_json::from_value(value).map_err(|e| {
+        let error = ErrorData::new(ErrorCode::INVALID_REQUEST, format!("Invalid Request: {e}"), None);
+        match id {
+            // A notification (no id) gets no answer, even a malformed one.
+            None => (None, error),
+            Some(id) => (Some(serde_json::from_value(id).ok()), error),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_bad_lines() {
+        let (to, e) = parse(b"{not json").unwrap_err();
+        assert_eq!((to, e.code), (Some(None), ErrorCode::PARSE_ERROR));
+        let (to, e) = parse(br#"{"jsonrpc":"2.0","id":7,"method":42}"#).unwrap_err();
+        assert_eq!((to, e.code), (Some(Some(RequestId::Number(7))), ErrorCode::INVALID_REQUEST));
+        let (to, _) = parse(br#"{"jsonrpc":"2.0","method":42}"#).unwrap_err();
+        assert_eq!(to, None);
+        assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
+    }
+
+    #[tokio::test]
+    async fn skips_oversized_lines_and_keeps_reading() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
+        input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
+        let mut transport = StdioTransport::new(&input[..], tokio::io::sink());
+        let message = transport.receive().await.expect("the next line is read");
+        assert!(matches!(message, ClientJsonRpcMessage::Request(_)));
+    }
+}

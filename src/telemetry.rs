@@ -1,0 +1,35 @@
+//! Tracing to stderr: JSON lines by default, a human format on request.
+//!
+//! stdout belongs to JSON-RPC on the stdio transport, so no log line may ever go there.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. Fails (as a config error) on an unparsable filter.
+pub fn init(config: &LogConfig) -> Result<(), String> {
+    let filter = match &config.log_level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| format!("error: invalid log filter '{level}' for '--log-level' (env MCP_LOG_LEVEL): {e}"))?,
+        None => match std::env::var("RUST_LOG") {
+            Ok(level) if !level.trim().is_empty() => EnvFilter::try_new(&level)
+                .map_err(|e| format!("error: invalid log filter '{level}' in RUST_LOG: {e}"))?,
+            _ => EnvFilter::new("info"),
+        },
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `get_forecast`: a tool that calls a real upstream API and returns structured output.
+
+use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{server::McpServer, weather};
+
+const MAX_DAYS: u8 = 16;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ForecastRequest {
+    /// City name, e.g. "Berlin" or "São Paulo".
+    pub city: String,
+    /// Number of days to forecast, starting today (1 to 16).
+    #[serde(default = "default_days")]
+    #[schemars(range(min = 1, max = 16))]
+    pub days: u8,
+}
+
+fn default_days() -> u8 {
+    3
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Forecast {
+    /// The place the city name resolved to.
+    pub city: String,
+    pub country: Option<String>,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// IANA timezone the dates are in.
+    pub timezone: String,
+    pub days: Vec<DailyForecast>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DailyForecast {
+    /// Local date, YYYY-MM-DD.
+    pub date: String,
+    pub temperature_max_c: f64,
+    pub temperature_min_c: f64,
+    pub precipitation_mm: f64,
+    /// WMO weather code; see the weather://codes resource.
+    pub weather_code: u8,
+    pub summary: String,
+}
+
+#[tool_router(router = forecast_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Get the daily weather forecast for a city: high and low temperature (°C),
+    /// precipitation (mm) and a summary of conditions for each day.
+    #[tool(annotations(read_only_hint = true, open_world_hint = true))]
+    pub async fn get_forecast(
+        &self,
+        Parameters(request): Parameters<ForecastRequest>,
+    ) -> Result<Json<Forecast>, String> {
+        let city = request.city.trim();
+        if city.is_empty() {
+            return Err("city must not be empty".into());
+        }
+        if !(1..=MAX_DAYS).contains(&request.days) {
+            return Err(format!("days must be between 1 and {MAX_DAYS}, got {}", request.days));
+        }
+        let place = self
+            .weather
+            .geocode(city)
+            .await?
+            .ok_or_else(|| format!("no place named '{city}' was found; check the spelling or add the country"))?;
+        let (timezone, days) = self.weather.daily(&place, request.days).await?;
+        Ok(Json(Forecast {
+            city: place.name,
+            country: place.country,
+            latitude: place.latitude,
+            longitude: place.longitude,
+            timezone,
+            days: days
+                .into_iter()
+                .map(|d| DailyForecast {
+                    summary: weather::weather_code(d.weather_code)
+                        .map_or_else(|| format!("Weather code {}", d.weather_code), |c| c.description.to_owned()),
+                    date: d.date,
+                    temperature_max_c: d.temperature_max_c,
+                    temperature_min_c: d.temperature_min_c,
+                    precipitation_mm: d.precipitation_mm,
+                    weather_code: d.weather_code,
+                })
+                .collect(),
+        }))
+    }
+}

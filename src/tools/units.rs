@@ -1,0 +1,78 @@
+//! `convert_temperature`: a pure tool, no I/O.
+
+use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::server::McpServer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TemperatureUnit {
+    Celsius,
+    Fahrenheit,
+    Kelvin,
+}
+
+impl TemperatureUnit {
+    fn to_kelvin(self, value: f64) -> f64 {
+        match self {
+            Self::Celsius => value + 273.15,
+            Self::Fahrenheit => (value - 32.0) * 5.0 / 9.0 + 273.15,
+            Self::Kelvin => value,
+        }
+    }
+
+    fn from_kelvin(self, kelvin: f64) -> f64 {
+        match self {
+            Self::Celsius => kelvin - 273.15,
+            Self::Fahrenheit => (kelvin - 273.15) * 9.0 / 5.0 + 32.0,
+            Self::Kelvin => kelvin,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ConvertRequest {
+    /// The temperature to convert.
+    pub value: f64,
+    /// Unit of `value`.
+    pub from: TemperatureUnit,
+    /// Unit to convert to.
+    pub to: TemperatureUnit,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Converted {
+    pub value: f64,
+    pub unit: TemperatureUnit,
+}
+
+#[tool_router(router = units_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Convert a temperature between celsius, fahrenheit and kelvin.
+    #[tool(annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
+    pub async fn convert_temperature(
+        &self,
+        Parameters(request): Parameters<ConvertRequest>,
+    ) -> Result<Json<Converted>, String> {
+        let kelvin = request.from.to_kelvin(request.value);
+        if !kelvin.is_finite() || kelvin < 0.0 {
+            return Err(format!("{} {:?} is below absolute zero", request.value, request.from).to_lowercase());
+        }
+        // Round to 1/100 of a degree so 100 °C reads 212, not 212.00000000000003.
+        let value = (request.to.from_kelvin(kelvin) * 100.0).round() / 100.0;
+        Ok(Json(Converted { value, unit: request.to }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TemperatureUnit::*;
+
+    #[test]
+    fn round_trips_through_kelvin() {
+        assert!((Fahrenheit.from_kelvin(Celsius.to_kelvin(100.0)) - 212.0).abs() < 1e-9);
+        assert!((Celsius.from_kelvin(Kelvin.to_kelvin(0.0)) + 273.15).abs() < 1e-9);
+    }
+}
