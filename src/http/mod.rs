@@ -2,6 +2,7 @@
 //! orchestrators. Cross-cutting HTTP concerns are layers, composed in `app` top to bottom.
 
 mod health;
+mod malformed;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -32,10 +33,13 @@ const RETRY_AFTER_SECS: &str = "5";
 pub fn app(server: McpServer, shutdown: Shutdown, stop: CancellationToken) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_json_response(true)
+        .with_max_request_body_bytes(malformed::MAX_BODY_BYTES)
         .with_cancellation_token(stop);
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), LocalSessionManager::default().into(), config);
     let mcp = Router::new()
         .route_service("/mcp", mcp)
+        // Layers run bottom to top: the drain gate first, then body diagnosis.
+        .layer(middleware::from_fn(malformed::answer_malformed_json))
         .layer(middleware::from_fn_with_state(shutdown.clone(), drain_gate));
     Router::new()
         .route("/healthz", get(health::healthz))

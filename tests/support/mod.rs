@@ -1,0 +1,274 @@
+//! One harness for every protocol-level suite: spawn the built binary, connect the rmcp client
+//! over stdio or HTTP (ephemeral loopback port) in either protocol generation, and run a fake
+//! Open-Meteo on loopback. Every server's stderr is collected and must be JSON, line by line.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod upstream;
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use rmcp::{
+    ClientLifecycleMode, ClientServiceExt, RoleClient,
+    model::{ClientConfig, Implementation, ProtocolVersion},
+    service::RunningService,
+    transport::StreamableHttpClientTransport,
+};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader, ReadBuf},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+
+pub use upstream::FakeUpstream;
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// The protocol generations the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// 2026-07-28: stateless, `server/discover`, no `initialize`.
+    Stateless,
+    /// 2025-11-25: `initialize` handshake and sessions.
+    Handshake20251125,
+    /// 2025-06-18: `initialize` handshake and sessions.
+    Handshake20250618,
+}
+
+pub const GENERATIONS: [Generation; 3] =
+    [Generation::Stateless, Generation::Handshake20251125, Generation::Handshake20250618];
+
+impl Generation {
+    pub fn version(self) -> ProtocolVersion {
+        match self {
+            Self::Stateless => ProtocolVersion::V_2026_07_28,
+            Self::Handshake20251125 => ProtocolVersion::V_2025_11_25,
+            Self::Handshake20250618 => ProtocolVersion::V_2025_06_18,
+        }
+    }
+
+    fn lifecycle(self) -> ClientLifecycleMode {
+        match self {
+            Self::Stateless => ClientLifecycleMode::Discover { preferred_versions: vec![self.version()] },
+            _ => ClientLifecycleMode::Initialize,
+        }
+    }
+
+    fn client_config(self) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        config.protocol_version = self.version();
+        config.client_info = Implementation::new("protocol-tests", "1.0.0");
+        config
+    }
+
+    /// Connects the rmcp client over any transport in this generation.
+    pub async fn connect<T, E, A>(self, transport: T) -> Client
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.client_config()
+            .serve_with_lifecycle(transport, self.lifecycle())
+            .await
+            .unwrap_or_else(|e| panic!("{self:?} client failed to connect: {e}"))
+    }
+}
+
+/// Everything a server process wrote to stderr, line by line, shared with a reader task.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Every line parsed; panics on a line that is not a JSON object.
+    pub fn json(&self) -> Vec<Value> {
+        self.lines()
+            .iter()
+            .map(|l| match serde_json::from_str::<Value>(l) {
+                Ok(v) if v.is_object() => v,
+                _ => panic!("stderr line is not a JSON object: {l:?}"),
+            })
+            .collect()
+    }
+
+    /// Log records whose `event` field equals `event`.
+    pub fn events(&self, event: &str) -> Vec<Value> {
+        self.json().into_iter().filter(|v| v["event"] == event).collect()
+    }
+
+    /// Waits until a record with `event` appears.
+    pub async fn wait_for(&self, event: &str) -> Value {
+        for _ in 0..500 {
+            if let Some(v) = self.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["event"] == event) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no '{event}' log line within 10 s; stderr was:\n{}", self.lines().join("\n"));
+    }
+
+    fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) {
+        let lines = self.0.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub logs: Logs,
+}
+
+impl Server {
+    fn command(envs: &[(&str, String)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-starter"));
+        // Only the settings a test gives count, not whatever the caller's shell has set.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
+            command.env_remove(key);
+        }
+        command
+            .arg("serve")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("server is running") as i32
+    }
+
+    /// Sends SIGTERM, as an orchestrator does.
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
+    }
+
+    /// Waits for the process to exit (at most `within`) and returns its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> i32 {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("server did not exit within {within:?}; stderr:\n{}", self.logs.lines().join("\n")))
+            .expect("waiting for the server");
+        status.code().expect("server exited by a signal, not by itself")
+    }
+}
+
+/// A server on Streamable HTTP, bound to an ephemeral loopback port.
+pub struct HttpServer {
+    pub server: Server,
+    pub addr: SocketAddr,
+}
+
+impl HttpServer {
+    pub async fn start(upstream: &FakeUpstream, extra: &[(&str, &str)]) -> Self {
+        let mut envs = base_env(upstream);
+        envs.push(("MCP_TRANSPORT", "http".into()));
+        envs.push(("MCP_BIND", "127.0.0.1:0".into()));
+        envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let mut child = Server::command(&envs).spawn().expect("spawning the server");
+        let logs = Logs::default();
+        logs.collect(child.stderr.take().unwrap());
+        let listening = logs.wait_for("listening").await;
+        let addr = listening["addr"].as_str().expect("listening line has addr").parse().unwrap();
+        Self { server: Server { child, logs }, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn connect(&self, generation: Generation) -> Client {
+        generation.connect(StreamableHttpClientTransport::from_uri(self.url("/mcp"))).await
+    }
+}
+
+/// A server on stdio, with everything it writes to stdout recorded.
+pub struct StdioServer {
+    pub server: Server,
+    pub stdout_bytes: Arc<Mutex<Vec<u8>>>,
+    io: Option<(Tee<ChildStdout>, ChildStdin)>,
+}
+
+impl StdioServer {
+    pub async fn start(upstream: &FakeUpstream, extra: &[(&str, &str)]) -> Self {
+        let mut envs = base_env(upstream);
+        envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let mut child = Server::command(&envs).spawn().expect("spawning the server");
+        let logs = Logs::default();
+        logs.collect(child.stderr.take().unwrap());
+        let stdout_bytes = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Tee { inner: child.stdout.take().unwrap(), seen: stdout_bytes.clone() };
+        let stdin = child.stdin.take().unwrap();
+        Self { server: Server { child, logs }, stdout_bytes, io: Some((stdout, stdin)) }
+    }
+
+    /// Connects the rmcp client over the process's stdin/stdout (once).
+    pub async fn connect(&mut self, generation: Generation) -> Client {
+        let io = self.io.take().expect("one client per stdio server");
+        generation.connect(io).await
+    }
+
+    /// Takes the raw pipes, for tests that write bytes by hand.
+    pub fn raw(&mut self) -> (BufReader<Tee<ChildStdout>>, ChildStdin) {
+        let (stdout, stdin) = self.io.take().expect("pipes already taken");
+        (BufReader::new(stdout), stdin)
+    }
+
+    /// Every line the server wrote to stdout.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        String::from_utf8(self.stdout_bytes.lock().unwrap().clone())
+            .expect("stdout is UTF-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Settings every test server gets: the fake upstream and a short drain.
+fn base_env(upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
+    vec![
+        ("MCP_GEOCODING_URL", upstream.url()),
+        ("MCP_FORECAST_URL", upstream.url()),
+        ("MCP_LOG_FORMAT", "json".into()),
+        ("MCP_LOG_LEVEL", "info".into()),
+    ]
+}
+
+/// An `AsyncRead` that records every byte it passes on.
+pub struct Tee<R> {
+    inner: R,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Tee<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let new = buf.filled()[before..].to_vec();
+        self.seen.lock().unwrap().extend_from_slice(&new);
+        poll
+    }
+}
+
+/// Arguments as the JSON object rmcp's request types take.
+pub fn args(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().expect("arguments are an object").clone()
+}
