@@ -58,8 +58,10 @@ impl McpServer {
         }
     }
 
-    /// Runs one request: refuses it while draining, cancels it when the client cancels or
-    /// the drain period runs out, and logs one line with its outcome and duration.
+    /// Runs one request: cancels it when the client cancels or the drain period runs out,
+    /// and logs one line with its outcome and duration. (Counting requests in flight and
+    /// refusing new ones while draining happens at the transport edges, which see the answer
+    /// leave, not only the handler return.)
     async fn observe<T>(
         &self,
         method: &'static str,
@@ -69,16 +71,13 @@ impl McpServer {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
-        let (result, outcome) = match self.shutdown.track() {
-            None => (Err(shutting_down("the server is shutting down and accepts no new requests; retry on another instance")), "refused_draining"),
-            Some(_in_flight) => tokio::select! {
-                result = work => {
-                    let outcome = result.as_ref().map_or("error", classify);
-                    (result, outcome)
-                }
-                _ = self.shutdown.aborted() => (Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it")), "cancelled_by_shutdown"),
-                _ = context.ct.cancelled() => (Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None)), "cancelled"),
-            },
+        let (result, outcome) = tokio::select! {
+            result = work => {
+                let outcome = result.as_ref().map_or("error", classify);
+                (result, outcome)
+            }
+            _ = self.shutdown.aborted() => (Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it")), "cancelled_by_shutdown"),
+            _ = context.ct.cancelled() => (Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None)), "cancelled"),
         };
         let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
         let request_id = context.id.to_string();
@@ -103,9 +102,13 @@ fn ok<T>(_: &T) -> &'static str {
     "ok"
 }
 
-fn shutting_down(message: &'static str) -> ErrorData {
+/// The error for a request refused or cancelled because the server is shutting down.
+pub fn shutting_down(message: &'static str) -> ErrorData {
     ErrorData::new(SHUTTING_DOWN, message, None)
 }
+
+/// What a request that arrives while draining is told.
+pub const REFUSED_WHILE_DRAINING: &str = "the server is shutting down and accepts no new requests; retry on another instance";
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {

@@ -40,7 +40,8 @@ struct Inner {
     drain_timeout: Duration,
 }
 
-/// Held by each running request; dropping it marks the request finished.
+/// Held by each request from its arrival until its answer has left (transports hold it);
+/// dropping it marks the request finished.
 pub struct InFlight {
     inner: Arc<Inner>,
 }

@@ -4,13 +4,18 @@
 //! Reading is ours so that bad input gets an answer: a line that is not JSON gets a JSON-RPC
 //! Parse error (-32700), JSON that is not a valid request gets Invalid Request (-32600), and
 //! the session goes on either way. Writing is rmcp's, so every byte on stdout is a framed
-//! JSON-RPC message. The process exits when stdin closes or after a drain on SIGTERM/SIGINT.
+//! JSON-RPC message. This is also the drain's stdio edge: each request counts as in flight
+//! from the line read to its answer written, and while draining new requests are answered
+//! with an error here. The process exits when stdin closes or after a drain on SIGTERM/SIGINT.
 
-use std::{pin::Pin, time::Duration};
+use std::{collections::HashMap, pin::Pin, time::Duration};
 
 use rmcp::{
     RoleServer,
-    model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage},
+    model::{
+        ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, JsonRpcMessage, RequestId,
+        ServerJsonRpcMessage,
+    },
     service::{ServerInitializeError, serve_server_with_ct},
     transport::{Transport, async_rw::AsyncRwTransport, stdio_pipes},
 };
@@ -18,8 +23,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader}
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    server::McpServer,
-    shutdown::{self, Shutdown},
+    server::{McpServer, REFUSED_WHILE_DRAINING, shutting_down},
+    shutdown::{self, InFlight, Shutdown},
 };
 
 /// Longest accepted message; longer lines are answered with an error and skipped.
@@ -28,7 +33,7 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// Serves one stdio session until stdin closes or a signal drains it.
 pub async fn run(server: McpServer, shutdown: Shutdown) {
     let (stdin, stdout) = stdio_pipes();
-    let transport = StdioTransport::new(stdin, stdout);
+    let transport = StdioTransport::new(stdin, stdout, shutdown.clone());
     let stop = CancellationToken::new();
     shutdown.mark_serving();
     tracing::info!(event = "listening", transport = "stdio", "serving MCP on stdio");
@@ -66,6 +71,9 @@ pub struct StdioTransport<R> {
     discarding: bool,
     /// rmcp's framed writer; its reading half is never used.
     writer: AsyncRwTransport<RoleServer, tokio::io::Empty, Box<dyn AsyncWrite + Send + Unpin>>,
+    shutdown: Shutdown,
+    /// Requests read and not yet answered.
+    in_flight: HashMap<RequestId, InFlight>,
 }
 
 enum Line {
@@ -75,12 +83,14 @@ enum Line {
 }
 
 impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
-    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static, shutdown: Shutdown) -> Self {
         Self {
             reader: BufReader::new(reader),
             line: Vec::new(),
             discarding: false,
             writer: AsyncRwTransport::new_server(tokio::io::empty(), Box::new(writer)),
+            shutdown,
+            in_flight: HashMap::new(),
         }
     }
 
@@ -127,7 +137,17 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        self.writer.send(item)
+        let answered = match &item {
+            JsonRpcMessage::Response(response) => self.in_flight.remove(&response.id),
+            JsonRpcMessage::Error(error) => error.id.as_ref().and_then(|id| self.in_flight.remove(id)),
+            _ => None,
+        };
+        let write = self.writer.send(item);
+        async move {
+            let written = write.await;
+            drop(answered); // the request stops counting once its answer is out
+            written
+        }
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
@@ -153,6 +173,23 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                 continue;
             }
             match parse(text) {
+                Ok(JsonRpcMessage::Request(request)) => {
+                    let Some(in_flight) = self.shutdown.track() else {
+                        self.reply_error(Some(request.id), shutting_down(REFUSED_WHILE_DRAINING)).await;
+                        continue;
+                    };
+                    self.in_flight.insert(request.id.clone(), in_flight);
+                    return Some(JsonRpcMessage::Request(request));
+                }
+                Ok(JsonRpcMessage::Notification(notification)) => {
+                    // A cancelled request gets no answer, so it stops counting now.
+                    if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+                        && let Some(id) = &cancelled.params.request_id
+                    {
+                        self.in_flight.remove(id);
+                    }
+                    return Some(JsonRpcMessage::Notification(notification));
+                }
                 Ok(message) => return Some(message),
                 Err((id, error)) => {
                     tracing::warn!(event = "bad_input", code = error.code.0, error = %error.message, "invalid JSON-RPC input");
@@ -205,7 +242,7 @@ mod tests {
     async fn skips_oversized_lines_and_keeps_reading() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
-        let mut transport = StdioTransport::new(&input[..], tokio::io::sink());
+        let mut transport = StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
         let message = transport.receive().await.expect("the next line is read");
         assert!(matches!(message, ClientJsonRpcMessage::Request(_)));
     }
