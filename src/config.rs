@@ -35,6 +35,15 @@ pub enum Transport {
     Http,
 }
 
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stdio => "stdio",
+            Self::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// One JSON object per line (for log collectors).
@@ -50,7 +59,12 @@ pub struct ServeConfig {
     pub transport: Transport,
 
     /// Address the HTTP transport listens on (host:port; port 0 picks a free port).
-    #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "MCP_BIND",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub bind: SocketAddr,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are cancelled.
@@ -102,7 +116,12 @@ pub struct HealthcheckConfig {
     pub url: Option<Url>,
 
     /// Address the server listens on; used to build the default URL.
-    #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "MCP_BIND",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub bind: SocketAddr,
 
     /// Seconds to wait for an answer.
@@ -149,7 +168,9 @@ fn one_line(err: &clap::Error) -> String {
     let mut line = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
         .collect::<Vec<_>>()
         .join(" ");
     if let Some(flag) = err.get(ContextKind::InvalidArg).map(ToString::to_string)

@@ -25,7 +25,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     tracing::info!(
         event = "starting",
         version = env!("CARGO_PKG_VERSION"),
-        transport = ?config.transport,
+        transport = config.transport.name(),
         drain_timeout_s = config.drain_timeout.as_secs(),
         "starting"
     );

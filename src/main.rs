@@ -25,6 +25,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Healthcheck(config) => ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8),
+        Command::Healthcheck(config) => {
+            ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8)
+        }
     }
 }

@@ -3,7 +3,10 @@
 
 use rmcp::{
     ErrorData,
-    model::{ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate},
+    model::{
+        ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
+        ResourceContents, ResourceTemplate,
+    },
 };
 
 use crate::weather::{WEATHER_CODES, weather_code};
@@ -39,15 +42,28 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
             .parse::<u8>()
             .ok()
             .and_then(weather_code)
-            .ok_or_else(|| not_found(uri, "no such weather code; read weather://codes for the list"))?;
+            .ok_or_else(|| {
+                not_found(
+                    uri,
+                    "no such weather code; read weather://codes for the list",
+                )
+            })?;
         serde_json::to_string_pretty(&code)
     } else {
-        return Err(not_found(uri, "unknown resource; see resources/list and resources/templates/list"));
+        return Err(not_found(
+            uri,
+            "unknown resource; see resources/list and resources/templates/list",
+        ));
     };
     let body = body.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-    Ok(ReadResourceResult::new(vec![ResourceContents::text(body, uri).with_mime_type(JSON)]))
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::text(body, uri).with_mime_type(JSON),
+    ]))
 }
 
 fn not_found(uri: &str, hint: &str) -> ErrorData {
-    ErrorData::resource_not_found(format!("{uri}: {hint}"), Some(serde_json::json!({ "uri": uri })))
+    ErrorData::resource_not_found(
+        format!("{uri}: {hint}"),
+        Some(serde_json::json!({ "uri": uri })),
+    )
 }

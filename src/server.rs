@@ -82,10 +82,25 @@ impl McpServer {
         let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
         let request_id = context.id.to_string();
         let protocol = context.protocol_version().map(|v| v.to_string());
-        let transport = if context.extensions.get::<axum::http::request::Parts>().is_some() { "http" } else { "stdio" };
+        let transport = if context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .is_some()
+        {
+            "http"
+        } else {
+            "stdio"
+        };
         match &result {
             Ok(_) => tracing::info!(
-                event = "request", method, name, request_id, protocol, transport, duration_ms, outcome,
+                event = "request",
+                method,
+                name,
+                request_id,
+                protocol,
+                transport,
+                duration_ms,
+                outcome,
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
@@ -108,7 +123,8 @@ pub fn shutting_down(message: &'static str) -> ErrorData {
 }
 
 /// What a request that arrives while draining is told.
-pub const REFUSED_WHILE_DRAINING: &str = "the server is shutting down and accepts no new requests; retry on another instance";
+pub const REFUSED_WHILE_DRAINING: &str =
+    "the server is shutting down and accepts no new requests; retry on another instance";
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
@@ -142,7 +158,10 @@ impl ServerHandler for McpServer {
         .await
     }
 
-    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
         self.observe("server/discover", None, &context, ok, async {
             Ok(DiscoverResult::from_server_info(
                 self.supported_protocol_versions().into_owned(),
@@ -153,7 +172,8 @@ impl ServerHandler for McpServer {
     }
 
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        self.observe("ping", None, &context, ok, async { Ok(()) }).await
+        self.observe("ping", None, &context, ok, async { Ok(()) })
+            .await
     }
 
     async fn list_tools(
@@ -199,8 +219,10 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.observe("resources/list", None, &context, ok, async { Ok(crate::resources::list()) })
-            .await
+        self.observe("resources/list", None, &context, ok, async {
+            Ok(crate::resources::list())
+        })
+        .await
     }
 
     async fn list_resource_templates(

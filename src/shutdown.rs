@@ -93,7 +93,9 @@ impl Shutdown {
     pub fn track(&self) -> Option<InFlight> {
         // Count first, then check: a drain that starts in between sees this request.
         self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
-        let guard = InFlight { inner: self.inner.clone() };
+        let guard = InFlight {
+            inner: self.inner.clone(),
+        };
         (!self.is_draining()).then_some(guard)
     }
 
@@ -109,7 +111,9 @@ impl Shutdown {
     /// Drains: refuse new requests, wait for running ones up to the drain timeout, then
     /// cancel the rest and give them a moment to answer. Logs the start and the end.
     pub async fn drain(&self, reason: &str) {
-        self.inner.phase.store(Phase::Draining as u8, Ordering::SeqCst);
+        self.inner
+            .phase
+            .store(Phase::Draining as u8, Ordering::SeqCst);
         let started = Instant::now();
         let in_flight = self.in_flight();
         tracing::info!(
@@ -119,7 +123,9 @@ impl Shutdown {
             drain_timeout_ms = self.inner.drain_timeout.as_millis() as u64,
             "draining: refusing new requests, waiting for in-flight ones"
         );
-        let finished = tokio::time::timeout(self.inner.drain_timeout, self.idle()).await.is_ok();
+        let finished = tokio::time::timeout(self.inner.drain_timeout, self.idle())
+            .await
+            .is_ok();
         let cancelled = if finished { 0 } else { self.in_flight() };
         if !finished {
             tracing::warn!(

@@ -36,7 +36,11 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
     let transport = StdioTransport::new(stdin, stdout, shutdown.clone());
     let stop = CancellationToken::new();
     shutdown.mark_serving();
-    tracing::info!(event = "listening", transport = "stdio", "serving MCP on stdio");
+    tracing::info!(
+        event = "listening",
+        transport = "stdio",
+        "serving MCP on stdio"
+    );
 
     let session = async {
         match serve_server_with_ct(server, transport, stop.clone()).await {
@@ -83,7 +87,11 @@ enum Line {
 }
 
 impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
-    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static, shutdown: Shutdown) -> Self {
+    pub fn new(
+        reader: R,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+        shutdown: Shutdown,
+    ) -> Self {
         Self {
             reader: BufReader::new(reader),
             line: Vec::new(),
@@ -116,19 +124,25 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
             }
             Pin::new(&mut self.reader).consume(used);
             if complete {
-                return Ok(if std::mem::take(&mut self.discarding) { Line::Oversized } else { Line::Complete });
+                return Ok(if std::mem::take(&mut self.discarding) {
+                    Line::Oversized
+                } else {
+                    Line::Complete
+                });
             }
         }
     }
 
     async fn reply_error(&mut self, id: Option<RequestId>, error: ErrorData) {
-        if let Err(e) = self.writer.send(ServerJsonRpcMessage::error(error, id)).await {
+        if let Err(e) = self
+            .writer
+            .send(ServerJsonRpcMessage::error(error, id))
+            .await
+        {
             tracing::warn!(error = %e, "could not write an error reply to stdout");
         }
     }
 }
-
-
 
 impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
     type Error = std::io::Error;
@@ -139,7 +153,9 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let answered = match &item {
             JsonRpcMessage::Response(response) => self.in_flight.remove(&response.id),
-            JsonRpcMessage::Error(error) => error.id.as_ref().and_then(|id| self.in_flight.remove(id)),
+            JsonRpcMessage::Error(error) => {
+                error.id.as_ref().and_then(|id| self.in_flight.remove(id))
+            }
             _ => None,
         };
         let write = self.writer.send(item);
@@ -156,9 +172,17 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                 Ok(Line::Complete) => {}
                 Ok(Line::Eof) => return None,
                 Ok(Line::Oversized) => {
-                    tracing::warn!(event = "bad_input", max_bytes = MAX_LINE_BYTES, "message too large; skipped");
+                    tracing::warn!(
+                        event = "bad_input",
+                        max_bytes = MAX_LINE_BYTES,
+                        "message too large; skipped"
+                    );
                     let message = format!("message exceeds {MAX_LINE_BYTES} bytes and was skipped");
-                    self.reply_error(None, ErrorData::new(ErrorCode::INVALID_REQUEST, message, None)).await;
+                    self.reply_error(
+                        None,
+                        ErrorData::new(ErrorCode::INVALID_REQUEST, message, None),
+                    )
+                    .await;
                     continue;
                 }
                 Err(error) => {
@@ -175,7 +199,8 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
             match parse(text) {
                 Ok(JsonRpcMessage::Request(request)) => {
                     let Some(in_flight) = self.shutdown.track() else {
-                        self.reply_error(Some(request.id), shutting_down(REFUSED_WHILE_DRAINING)).await;
+                        self.reply_error(Some(request.id), shutting_down(REFUSED_WHILE_DRAINING))
+                            .await;
                         continue;
                     };
                     self.in_flight.insert(request.id.clone(), in_flight);
@@ -183,7 +208,8 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                 }
                 Ok(JsonRpcMessage::Notification(notification)) => {
                     // A cancelled request gets no answer, so it stops counting now.
-                    if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+                    if let ClientNotification::CancelledNotification(cancelled) =
+                        &notification.notification
                         && let Some(id) = &cancelled.params.request_id
                     {
                         self.in_flight.remove(id);
@@ -210,11 +236,22 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
 /// the null id) or that no answer is due (`None`: a malformed notification).
 fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>, ErrorData)> {
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
-        (Some(None), ErrorData::new(ErrorCode::PARSE_ERROR, format!("Parse error: not valid JSON ({e})"), None))
+        (
+            Some(None),
+            ErrorData::new(
+                ErrorCode::PARSE_ERROR,
+                format!("Parse error: not valid JSON ({e})"),
+                None,
+            ),
+        )
     })?;
     let id = value.get("id").cloned();
     serde_json::from_value(value).map_err(|e| {
-        let error = ErrorData::new(ErrorCode::INVALID_REQUEST, format!("Invalid Request: {e}"), None);
+        let error = ErrorData::new(
+            ErrorCode::INVALID_REQUEST,
+            format!("Invalid Request: {e}"),
+            None,
+        );
         match id {
             // A notification (no id) gets no answer, even a malformed one.
             None => (None, error),
@@ -232,7 +269,10 @@ mod tests {
         let (to, e) = parse(b"{not json").unwrap_err();
         assert_eq!((to, e.code), (Some(None), ErrorCode::PARSE_ERROR));
         let (to, e) = parse(br#"{"jsonrpc":"2.0","id":7,"method":42}"#).unwrap_err();
-        assert_eq!((to, e.code), (Some(Some(RequestId::Number(7))), ErrorCode::INVALID_REQUEST));
+        assert_eq!(
+            (to, e.code),
+            (Some(Some(RequestId::Number(7))), ErrorCode::INVALID_REQUEST)
+        );
         let (to, _) = parse(br#"{"jsonrpc":"2.0","method":42}"#).unwrap_err();
         assert_eq!(to, None);
         assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
@@ -242,7 +282,8 @@ mod tests {
     async fn skips_oversized_lines_and_keeps_reading() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
-        let mut transport = StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
+        let mut transport =
+            StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
         let message = transport.receive().await.expect("the next line is read");
         assert!(matches!(message, ClientJsonRpcMessage::Request(_)));
     }

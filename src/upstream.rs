@@ -18,7 +18,11 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .connect_timeout(Duration::from_secs(5).min(config.upstream_timeout))
             .timeout(config.upstream_timeout)
             .build()
@@ -28,14 +32,24 @@ impl Upstream {
 
     /// GETs `url` with `query` and decodes a JSON body. The error says what failed in words a
     /// model can relay: which host, and the status or the network problem.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: Url, query: &[(&str, &str)]) -> Result<T, String> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        query: &[(&str, &str)],
+    ) -> Result<T, String> {
         let host = url.host_str().unwrap_or("upstream").to_owned();
         let started = std::time::Instant::now();
         let response = self.http.get(url).query(query).send().await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() { "timed out" } else if e.is_connect() { "could not connect" } else { "request failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "request failed"
+                };
                 tracing::warn!(upstream = %host, error = %e, "upstream {what}");
                 return Err(format!("upstream {host} {what}"));
             }

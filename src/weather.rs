@@ -73,7 +73,15 @@ impl OpenMeteo {
         let url = endpoint(&self.geocoding, "v1/search");
         let body: GeocodingBody = self
             .upstream
-            .get_json(url, &[("name", name), ("count", "1"), ("language", "en"), ("format", "json")])
+            .get_json(
+                url,
+                &[
+                    ("name", name),
+                    ("count", "1"),
+                    ("language", "en"),
+                    ("format", "json"),
+                ],
+            )
             .await?;
         Ok(body.results.into_iter().next())
     }
@@ -81,7 +89,11 @@ impl OpenMeteo {
     /// Daily forecast for `days` days at a place; returns the place's timezone and the days.
     pub async fn daily(&self, place: &Place, days: u8) -> Result<(String, Vec<Day>), String> {
         let url = endpoint(&self.forecast, "v1/forecast");
-        let (lat, lon, days) = (place.latitude.to_string(), place.longitude.to_string(), days.to_string());
+        let (lat, lon, days) = (
+            place.latitude.to_string(),
+            place.longitude.to_string(),
+            days.to_string(),
+        );
         let body: ForecastBody = self
             .upstream
             .get_json(
@@ -89,7 +101,10 @@ impl OpenMeteo {
                 &[
                     ("latitude", lat.as_str()),
                     ("longitude", lon.as_str()),
-                    ("daily", "temperature_2m_max,temperature_2m_min,precipitation_sum,weather_code"),
+                    (
+                        "daily",
+                        "temperature_2m_max,temperature_2m_min,precipitation_sum,weather_code",
+                    ),
                     ("timezone", "auto"),
                     ("forecast_days", days.as_str()),
                 ],
@@ -132,34 +147,118 @@ pub struct WeatherCode {
 
 /// The WMO codes Open-Meteo reports, in code order.
 pub const WEATHER_CODES: &[WeatherCode] = &[
-    WeatherCode { code: 0, description: "Clear sky" },
-    WeatherCode { code: 1, description: "Mainly clear" },
-    WeatherCode { code: 2, description: "Partly cloudy" },
-    WeatherCode { code: 3, description: "Overcast" },
-    WeatherCode { code: 45, description: "Fog" },
-    WeatherCode { code: 48, description: "Depositing rime fog" },
-    WeatherCode { code: 51, description: "Light drizzle" },
-    WeatherCode { code: 53, description: "Moderate drizzle" },
-    WeatherCode { code: 55, description: "Dense drizzle" },
-    WeatherCode { code: 56, description: "Light freezing drizzle" },
-    WeatherCode { code: 57, description: "Dense freezing drizzle" },
-    WeatherCode { code: 61, description: "Slight rain" },
-    WeatherCode { code: 63, description: "Moderate rain" },
-    WeatherCode { code: 65, description: "Heavy rain" },
-    WeatherCode { code: 66, description: "Light freezing rain" },
-    WeatherCode { code: 67, description: "Heavy freezing rain" },
-    WeatherCode { code: 71, description: "Slight snowfall" },
-    WeatherCode { code: 73, description: "Moderate snowfall" },
-    WeatherCode { code: 75, description: "Heavy snowfall" },
-    WeatherCode { code: 77, description: "Snow grains" },
-    WeatherCode { code: 80, description: "Slight rain showers" },
-    WeatherCode { code: 81, description: "Moderate rain showers" },
-    WeatherCode { code: 82, description: "Violent rain showers" },
-    WeatherCode { code: 85, description: "Slight snow showers" },
-    WeatherCode { code: 86, description: "Heavy snow showers" },
-    WeatherCode { code: 95, description: "Thunderstorm" },
-    WeatherCode { code: 96, description: "Thunderstorm with slight hail" },
-    WeatherCode { code: 99, description: "Thunderstorm with heavy hail" },
+    WeatherCode {
+        code: 0,
+        description: "Clear sky",
+    },
+    WeatherCode {
+        code: 1,
+        description: "Mainly clear",
+    },
+    WeatherCode {
+        code: 2,
+        description: "Partly cloudy",
+    },
+    WeatherCode {
+        code: 3,
+        description: "Overcast",
+    },
+    WeatherCode {
+        code: 45,
+        description: "Fog",
+    },
+    WeatherCode {
+        code: 48,
+        description: "Depositing rime fog",
+    },
+    WeatherCode {
+        code: 51,
+        description: "Light drizzle",
+    },
+    WeatherCode {
+        code: 53,
+        description: "Moderate drizzle",
+    },
+    WeatherCode {
+        code: 55,
+        description: "Dense drizzle",
+    },
+    WeatherCode {
+        code: 56,
+        description: "Light freezing drizzle",
+    },
+    WeatherCode {
+        code: 57,
+        description: "Dense freezing drizzle",
+    },
+    WeatherCode {
+        code: 61,
+        description: "Slight rain",
+    },
+    WeatherCode {
+        code: 63,
+        description: "Moderate rain",
+    },
+    WeatherCode {
+        code: 65,
+        description: "Heavy rain",
+    },
+    WeatherCode {
+        code: 66,
+        description: "Light freezing rain",
+    },
+    WeatherCode {
+        code: 67,
+        description: "Heavy freezing rain",
+    },
+    WeatherCode {
+        code: 71,
+        description: "Slight snowfall",
+    },
+    WeatherCode {
+        code: 73,
+        description: "Moderate snowfall",
+    },
+    WeatherCode {
+        code: 75,
+        description: "Heavy snowfall",
+    },
+    WeatherCode {
+        code: 77,
+        description: "Snow grains",
+    },
+    WeatherCode {
+        code: 80,
+        description: "Slight rain showers",
+    },
+    WeatherCode {
+        code: 81,
+        description: "Moderate rain showers",
+    },
+    WeatherCode {
+        code: 82,
+        description: "Violent rain showers",
+    },
+    WeatherCode {
+        code: 85,
+        description: "Slight snow showers",
+    },
+    WeatherCode {
+        code: 86,
+        description: "Heavy snow showers",
+    },
+    WeatherCode {
+        code: 95,
+        description: "Thunderstorm",
+    },
+    WeatherCode {
+        code: 96,
+        description: "Thunderstorm with slight hail",
+    },
+    WeatherCode {
+        code: 99,
+        description: "Thunderstorm with heavy hail",
+    },
 ];
 
 pub fn weather_code(code: u8) -> Option<WeatherCode> {
@@ -173,9 +272,15 @@ mod tests {
     #[test]
     fn endpoint_keeps_a_base_path_prefix() {
         let base = Url::parse("http://127.0.0.1:9/prefix/").unwrap();
-        assert_eq!(endpoint(&base, "v1/search").as_str(), "http://127.0.0.1:9/prefix/v1/search");
+        assert_eq!(
+            endpoint(&base, "v1/search").as_str(),
+            "http://127.0.0.1:9/prefix/v1/search"
+        );
         let bare = Url::parse("https://api.open-meteo.com").unwrap();
-        assert_eq!(endpoint(&bare, "v1/forecast").as_str(), "https://api.open-meteo.com/v1/forecast");
+        assert_eq!(
+            endpoint(&bare, "v1/forecast").as_str(),
+            "https://api.open-meteo.com/v1/forecast"
+        );
     }
 
     #[test]

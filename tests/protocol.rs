@@ -5,7 +5,10 @@ mod support;
 
 use rmcp::{
     ServiceError,
-    model::{CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams, ResourceContents},
+    model::{
+        CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams,
+        ResourceContents,
+    },
 };
 use serde_json::{Value, json};
 use support::{Client, FakeUpstream, GENERATIONS, Generation, HttpServer, StdioServer, args};
@@ -19,7 +22,13 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let identity = info.server_info.as_ref().expect("serverInfo");
     assert_eq!(identity.name, "mcp-starter", "{context}");
     assert_eq!(identity.version, env!("CARGO_PKG_VERSION"), "{context}");
-    assert!(info.instructions.as_deref().unwrap_or("").contains("get_forecast"), "{context}");
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("get_forecast"),
+        "{context}"
+    );
     assert!(info.capabilities.tools.is_some(), "{context}");
     assert!(info.capabilities.resources.is_some(), "{context}");
     assert!(info.capabilities.prompts.is_some(), "{context}");
@@ -32,24 +41,41 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let input = serde_json::to_value(&forecast.input_schema).unwrap();
     assert_eq!(input["required"], json!(["city"]), "{context}");
     assert_eq!(input["properties"]["days"]["maximum"], 16, "{context}");
-    let output = serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
+    let output =
+        serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
     assert!(output["properties"]["days"].is_object(), "{context}");
-    assert!(forecast.description.as_deref().unwrap().contains("forecast"), "{context}");
+    assert!(
+        forecast
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("forecast"),
+        "{context}"
+    );
 
     // The pure tool, with structured output.
     let converted = client
-        .call_tool(CallToolRequestParams::new("convert_temperature").with_arguments(args(json!({
-            "value": 100, "from": "celsius", "to": "fahrenheit"
-        }))))
+        .call_tool(
+            CallToolRequestParams::new("convert_temperature").with_arguments(args(json!({
+                "value": 100, "from": "celsius", "to": "fahrenheit"
+            }))),
+        )
         .await
         .expect("convert_temperature");
     assert_eq!(converted.is_error, Some(false), "{context}");
-    assert_eq!(converted.structured_content, Some(json!({ "value": 212.0, "unit": "fahrenheit" })), "{context}");
+    assert_eq!(
+        converted.structured_content,
+        Some(json!({ "value": 212.0, "unit": "fahrenheit" })),
+        "{context}"
+    );
 
     // The upstream tool, against the fake Open-Meteo.
     let before = upstream.forecast_hits();
     let result = client
-        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 2 }))))
+        .call_tool(
+            CallToolRequestParams::new("get_forecast")
+                .with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
+        )
         .await
         .expect("get_forecast");
     assert_eq!(result.is_error, Some(false), "{context}: {result:?}");
@@ -69,45 +95,93 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
 
     // A tool-level failure the model can act on: isError with a specific message.
     let unknown_city = client
-        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Atlantis" }))))
+        .call_tool(
+            CallToolRequestParams::new("get_forecast")
+                .with_arguments(args(json!({ "city": "Atlantis" }))),
+        )
         .await
         .expect("a tool error is a result, not a protocol error");
     assert_eq!(unknown_city.is_error, Some(true), "{context}");
-    assert!(text(&unknown_city.content).contains("no place named 'Atlantis'"), "{context}");
+    assert!(
+        text(&unknown_city.content).contains("no place named 'Atlantis'"),
+        "{context}"
+    );
 
     // An unknown tool is a protocol error that names the tool.
     let error = client
         .call_tool(CallToolRequestParams::new("no_such_tool"))
         .await
         .expect_err("unknown tool must fail");
-    let ServiceError::McpError(error) = error else { panic!("{context}: expected a JSON-RPC error, got {error:?}") };
+    let ServiceError::McpError(error) = error else {
+        panic!("{context}: expected a JSON-RPC error, got {error:?}")
+    };
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{context}");
-    assert!(error.message.contains("unknown tool 'no_such_tool'"), "{context}: {}", error.message);
+    assert!(
+        error.message.contains("unknown tool 'no_such_tool'"),
+        "{context}: {}",
+        error.message
+    );
 
     // Resources: the fixed one, the template, a read of each, and a miss.
     let resources = client.list_all_resources().await.expect("resources/list");
-    assert_eq!(resources.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>(), ["weather://codes"], "{context}");
-    let templates = client.list_all_resource_templates().await.expect("resources/templates/list");
-    assert_eq!(templates[0].uri_template, "weather://codes/{code}", "{context}");
+    assert_eq!(
+        resources.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>(),
+        ["weather://codes"],
+        "{context}"
+    );
+    let templates = client
+        .list_all_resource_templates()
+        .await
+        .expect("resources/templates/list");
+    assert_eq!(
+        templates[0].uri_template, "weather://codes/{code}",
+        "{context}"
+    );
     let all = read_text(client, "weather://codes").await;
     let table: Value = serde_json::from_str(&all).unwrap();
-    assert_eq!(table[0], json!({ "code": 0, "description": "Clear sky" }), "{context}");
+    assert_eq!(
+        table[0],
+        json!({ "code": 0, "description": "Clear sky" }),
+        "{context}"
+    );
     let one: Value = serde_json::from_str(&read_text(client, "weather://codes/61").await).unwrap();
-    assert_eq!(one, json!({ "code": 61, "description": "Slight rain" }), "{context}");
+    assert_eq!(
+        one,
+        json!({ "code": 61, "description": "Slight rain" }),
+        "{context}"
+    );
     let missing = client
         .read_resource(ReadResourceRequestParams::new("weather://codes/4"))
         .await
         .expect_err("unknown code must fail");
-    let ServiceError::McpError(missing) = missing else { panic!("{context}: expected a JSON-RPC error") };
-    assert!(missing.message.contains("no such weather code"), "{context}");
+    let ServiceError::McpError(missing) = missing else {
+        panic!("{context}: expected a JSON-RPC error")
+    };
+    assert!(
+        missing.message.contains("no such weather code"),
+        "{context}"
+    );
 
     // Prompts: listed with their arguments, and rendered with them.
     let prompts = client.list_all_prompts().await.expect("prompts/list");
     assert_eq!(prompts.len(), 1, "{context}");
     assert_eq!(prompts[0].name, "plan_outdoor_activity", "{context}");
-    let mut arguments: Vec<_> = prompts[0].arguments.iter().flatten().map(|a| (a.name.as_str(), a.required)).collect();
+    let mut arguments: Vec<_> = prompts[0]
+        .arguments
+        .iter()
+        .flatten()
+        .map(|a| (a.name.as_str(), a.required))
+        .collect();
     arguments.sort();
-    assert_eq!(arguments, [("activity", Some(true)), ("city", Some(true)), ("when", Some(false))], "{context}");
+    assert_eq!(
+        arguments,
+        [
+            ("activity", Some(true)),
+            ("city", Some(true)),
+            ("when", Some(false))
+        ],
+        "{context}"
+    );
     let prompt = client
         .get_prompt(
             GetPromptRequestParams::new("plan_outdoor_activity")
@@ -117,17 +191,29 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         .expect("prompts/get");
     let message = serde_json::to_value(&prompt.messages[0]).unwrap();
     let body = message["content"]["text"].as_str().unwrap();
-    assert!(body.contains("a bike ride in Lisbon") && body.contains("get_forecast"), "{context}: {body}");
+    assert!(
+        body.contains("a bike ride in Lisbon") && body.contains("get_forecast"),
+        "{context}: {body}"
+    );
 }
 
 fn text(content: &[rmcp::model::ContentBlock]) -> String {
-    content.iter().filter_map(|c| c.as_text()).map(|t| t.text.clone()).collect()
+    content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .collect()
 }
 
 async fn read_text(client: &Client, uri: &str) -> String {
-    let result = client.read_resource(ReadResourceRequestParams::new(uri)).await.expect("resources/read");
+    let result = client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .expect("resources/read");
     match &result.contents[0] {
-        ResourceContents::TextResourceContents { text, mime_type, .. } => {
+        ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        } => {
             assert_eq!(mime_type.as_deref(), Some("application/json"));
             text.clone()
         }
@@ -143,7 +229,13 @@ async fn stdio_serves_every_generation() {
         let client = server.connect(generation).await;
         exercise(&client, generation, &upstream).await;
         client.cancel().await.unwrap();
-        assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
+        assert_eq!(
+            server
+                .server
+                .exit_code(std::time::Duration::from_secs(10))
+                .await,
+            0
+        );
         server.server.logs.json(); // every stderr line is JSON
     }
 }
@@ -169,29 +261,56 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
     let mut next = async || {
         let mut line = String::new();
         stdout.read_line(&mut line).await.unwrap();
-        serde_json::from_str::<Value>(&line).unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"))
+        serde_json::from_str::<Value>(&line)
+            .unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"))
     };
 
     stdin.write_all(b"this is not json\n").await.unwrap();
     let reply = next().await;
     assert_eq!(reply["error"]["code"], -32700);
-    assert!(reply["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
-    stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":17}\n").await.unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":17}\n")
+        .await
+        .unwrap();
     let reply = next().await;
-    assert_eq!((reply["id"].clone(), reply["error"]["code"].clone()), (json!(5), json!(-32600)));
+    assert_eq!(
+        (reply["id"].clone(), reply["error"]["code"].clone()),
+        (json!(5), json!(-32600))
+    );
 
     // Still serving: a handshake and a call go through.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
-    stdin.write_all(format!("{init}\n").as_bytes()).await.unwrap();
+    stdin
+        .write_all(format!("{init}\n").as_bytes())
+        .await
+        .unwrap();
     assert_eq!(next().await["result"]["serverInfo"]["name"], "mcp-starter");
-    stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n").await.unwrap();
-    stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n").await.unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await
+        .unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n")
+        .await
+        .unwrap();
     assert_eq!(next().await["result"]["tools"].as_array().unwrap().len(), 2);
 
     drop(stdin);
-    assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
+    assert_eq!(
+        server
+            .server
+            .exit_code(std::time::Duration::from_secs(10))
+            .await,
+        0
+    );
     assert_eq!(server.server.logs.events("bad_input").len(), 2);
 }
 
@@ -222,7 +341,11 @@ async fn http_answers_malformed_input_and_keeps_serving() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("a JSON-RPC error body");
-    assert_eq!((body["id"].clone(), body["error"]["code"].clone()), (json!(9), json!(-32600)), "{body}");
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(9), json!(-32600)),
+        "{body}"
+    );
 
     let client = server.connect(Generation::Stateless).await;
     assert_eq!(client.list_all_tools().await.unwrap().len(), 2);

@@ -25,15 +25,26 @@ pub async fn answer_malformed_json(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         let message = format!("request body exceeds {MAX_BODY_BYTES} bytes");
-        return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(error(Value::Null, -32600, &message))).into_response();
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(error(Value::Null, -32600, &message)),
+        )
+            .into_response();
     };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
     if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return response;
     }
     match diagnose(&bytes) {
         Some(body) => {
-            tracing::warn!(event = "bad_input", code = body["error"]["code"].as_i64(), error = body["error"]["message"].as_str(), "invalid JSON-RPC input");
+            tracing::warn!(
+                event = "bad_input",
+                code = body["error"]["code"].as_i64(),
+                error = body["error"]["message"].as_str(),
+                "invalid JSON-RPC input"
+            );
             (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
         }
         None => response, // the body was fine: the 415 is about the content type
@@ -44,7 +55,13 @@ pub async fn answer_malformed_json(request: Request, next: Next) -> Response {
 fn diagnose(bytes: &Bytes) -> Option<Value> {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
-        Err(e) => return Some(error(Value::Null, -32700, &format!("Parse error: not valid JSON ({e})"))),
+        Err(e) => {
+            return Some(error(
+                Value::Null,
+                -32700,
+                &format!("Parse error: not valid JSON ({e})"),
+            ));
+        }
     };
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     match serde_json::from_value::<ClientJsonRpcMessage>(value) {

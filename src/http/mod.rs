@@ -22,7 +22,8 @@ use axum::{
 };
 use http_body::{Frame, SizeHint};
 use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService,
+    streamable_http_server::session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +43,11 @@ pub fn app(server: McpServer, shutdown: Shutdown, stop: CancellationToken) -> Ro
         .with_json_response(true)
         .with_max_request_body_bytes(malformed::MAX_BODY_BYTES)
         .with_cancellation_token(stop);
-    let mcp = StreamableHttpService::new(move || Ok(server.clone()), LocalSessionManager::default().into(), config);
+    let mcp = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
     let mcp = Router::new()
         .route_service("/mcp", mcp)
         // Layers run bottom to top: the drain gate first, then body diagnosis.
@@ -64,7 +69,9 @@ pub async fn run(bind: SocketAddr, server: McpServer, shutdown: Shutdown) -> Res
     let stop = CancellationToken::new();
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = axum::serve(listener, app(server, shutdown.clone(), stop.clone()))
-        .with_graceful_shutdown(async { let _ = close_rx.await; });
+        .with_graceful_shutdown(async {
+            let _ = close_rx.await;
+        });
     let serving = tokio::spawn(async move { serving.await });
     shutdown.mark_serving();
     tracing::info!(event = "listening", transport = "http", %addr, url = %format!("http://{addr}/mcp"), "serving MCP over Streamable HTTP");
@@ -90,12 +97,21 @@ pub async fn run(bind: SocketAddr, server: McpServer, shutdown: Shutdown) -> Res
 async fn drain_gate(State(shutdown): State<Shutdown>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         // GET streams and DELETEs carry no call to wait for; refuse them once draining.
-        return if shutdown.is_draining() { refused() } else { next.run(request).await };
+        return if shutdown.is_draining() {
+            refused()
+        } else {
+            next.run(request).await
+        };
     }
-    let Some(in_flight) = shutdown.track() else { return refused() };
-    next.run(request)
-        .await
-        .map(|body| Body::new(CountedBody { body, _in_flight: in_flight }))
+    let Some(in_flight) = shutdown.track() else {
+        return refused();
+    };
+    next.run(request).await.map(|body| {
+        Body::new(CountedBody {
+            body,
+            _in_flight: in_flight,
+        })
+    })
 }
 
 fn refused() -> Response {
@@ -105,7 +121,10 @@ fn refused() -> Response {
         "error": { "code": SHUTTING_DOWN.0, "message": REFUSED_WHILE_DRAINING }
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
     response
 }
 
@@ -119,7 +138,10 @@ impl HttpBody for CountedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
     }
 

@@ -60,13 +60,14 @@ impl McpServer {
             return Err("city must not be empty".into());
         }
         if !(1..=MAX_DAYS).contains(&request.days) {
-            return Err(format!("days must be between 1 and {MAX_DAYS}, got {}", request.days));
+            return Err(format!(
+                "days must be between 1 and {MAX_DAYS}, got {}",
+                request.days
+            ));
         }
-        let place = self
-            .weather
-            .geocode(city)
-            .await?
-            .ok_or_else(|| format!("no place named '{city}' was found; check the spelling or add the country"))?;
+        let place = self.weather.geocode(city).await?.ok_or_else(|| {
+            format!("no place named '{city}' was found; check the spelling or add the country")
+        })?;
         let (timezone, days) = self.weather.daily(&place, request.days).await?;
         Ok(Json(Forecast {
             city: place.name,
@@ -77,8 +78,10 @@ impl McpServer {
             days: days
                 .into_iter()
                 .map(|d| DailyForecast {
-                    summary: weather::weather_code(d.weather_code)
-                        .map_or_else(|| format!("Weather code {}", d.weather_code), |c| c.description.to_owned()),
+                    summary: weather::weather_code(d.weather_code).map_or_else(
+                        || format!("Weather code {}", d.weather_code),
+                        |c| c.description.to_owned(),
+                    ),
                     date: d.date,
                     temperature_max_c: d.temperature_max_c,
                     temperature_min_c: d.temperature_min_c,

@@ -23,7 +23,7 @@ impl TemperatureUnit {
         }
     }
 
-    fn from_kelvin(self, kelvin: f64) -> f64 {
+    fn in_unit_from_kelvin(self, kelvin: f64) -> f64 {
         match self {
             Self::Celsius => kelvin - 273.15,
             Self::Fahrenheit => (kelvin - 273.15) * 9.0 / 5.0 + 32.0,
@@ -58,11 +58,18 @@ impl McpServer {
     ) -> Result<Json<Converted>, String> {
         let kelvin = request.from.to_kelvin(request.value);
         if !kelvin.is_finite() || kelvin < 0.0 {
-            return Err(format!("{} {:?} is below absolute zero", request.value, request.from).to_lowercase());
+            return Err(format!(
+                "{} {:?} is below absolute zero",
+                request.value, request.from
+            )
+            .to_lowercase());
         }
         // Round to 1/100 of a degree so 100 °C reads 212, not 212.00000000000003.
-        let value = (request.to.from_kelvin(kelvin) * 100.0).round() / 100.0;
-        Ok(Json(Converted { value, unit: request.to }))
+        let value = (request.to.in_unit_from_kelvin(kelvin) * 100.0).round() / 100.0;
+        Ok(Json(Converted {
+            value,
+            unit: request.to,
+        }))
     }
 }
 
@@ -72,7 +79,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_kelvin() {
-        assert!((Fahrenheit.from_kelvin(Celsius.to_kelvin(100.0)) - 212.0).abs() < 1e-9);
-        assert!((Celsius.from_kelvin(Kelvin.to_kelvin(0.0)) + 273.15).abs() < 1e-9);
+        assert!((Fahrenheit.in_unit_from_kelvin(Celsius.to_kelvin(100.0)) - 212.0).abs() < 1e-9);
+        assert!((Celsius.in_unit_from_kelvin(Kelvin.to_kelvin(0.0)) + 273.15).abs() < 1e-9);
     }
 }

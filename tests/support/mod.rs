@@ -42,8 +42,11 @@ pub enum Generation {
     Handshake20250618,
 }
 
-pub const GENERATIONS: [Generation; 3] =
-    [Generation::Stateless, Generation::Handshake20251125, Generation::Handshake20250618];
+pub const GENERATIONS: [Generation; 3] = [
+    Generation::Stateless,
+    Generation::Handshake20251125,
+    Generation::Handshake20250618,
+];
 
 impl Generation {
     pub fn version(self) -> ProtocolVersion {
@@ -56,7 +59,9 @@ impl Generation {
 
     fn lifecycle(self) -> ClientLifecycleMode {
         match self {
-            Self::Stateless => ClientLifecycleMode::Discover { preferred_versions: vec![self.version()] },
+            Self::Stateless => ClientLifecycleMode::Discover {
+                preferred_versions: vec![self.version()],
+            },
             _ => ClientLifecycleMode::Initialize,
         }
     }
@@ -103,18 +108,29 @@ impl Logs {
 
     /// Log records whose `event` field equals `event`.
     pub fn events(&self, event: &str) -> Vec<Value> {
-        self.json().into_iter().filter(|v| v["event"] == event).collect()
+        self.json()
+            .into_iter()
+            .filter(|v| v["event"] == event)
+            .collect()
     }
 
     /// Waits until a record with `event` appears.
     pub async fn wait_for(&self, event: &str) -> Value {
         for _ in 0..500 {
-            if let Some(v) = self.lines().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["event"] == event) {
+            if let Some(v) = self
+                .lines()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["event"] == event)
+            {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("no '{event}' log line within 10 s; stderr was:\n{}", self.lines().join("\n"));
+        panic!(
+            "no '{event}' log line within 10 s; stderr was:\n{}",
+            self.lines().join("\n")
+        );
     }
 
     fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) {
@@ -165,9 +181,16 @@ impl Server {
     pub async fn exit_code(&mut self, within: Duration) -> i32 {
         let status = tokio::time::timeout(within, self.child.wait())
             .await
-            .unwrap_or_else(|_| panic!("server did not exit within {within:?}; stderr:\n{}", self.logs.lines().join("\n")))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server did not exit within {within:?}; stderr:\n{}",
+                    self.logs.lines().join("\n")
+                )
+            })
             .expect("waiting for the server");
-        status.code().expect("server exited by a signal, not by itself")
+        status
+            .code()
+            .expect("server exited by a signal, not by itself")
     }
 }
 
@@ -187,8 +210,15 @@ impl HttpServer {
         let logs = Logs::default();
         logs.collect(child.stderr.take().unwrap());
         let listening = logs.wait_for("listening").await;
-        let addr = listening["addr"].as_str().expect("listening line has addr").parse().unwrap();
-        Self { server: Server { child, logs }, addr }
+        let addr = listening["addr"]
+            .as_str()
+            .expect("listening line has addr")
+            .parse()
+            .unwrap();
+        Self {
+            server: Server { child, logs },
+            addr,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -196,7 +226,9 @@ impl HttpServer {
     }
 
     pub async fn connect(&self, generation: Generation) -> Client {
-        generation.connect(StreamableHttpClientTransport::from_uri(self.url("/mcp"))).await
+        generation
+            .connect(StreamableHttpClientTransport::from_uri(self.url("/mcp")))
+            .await
     }
 }
 
@@ -215,9 +247,16 @@ impl StdioServer {
         let logs = Logs::default();
         logs.collect(child.stderr.take().unwrap());
         let stdout_bytes = Arc::new(Mutex::new(Vec::new()));
-        let stdout = Tee { inner: child.stdout.take().unwrap(), seen: stdout_bytes.clone() };
+        let stdout = Tee {
+            inner: child.stdout.take().unwrap(),
+            seen: stdout_bytes.clone(),
+        };
         let stdin = child.stdin.take().unwrap();
-        Self { server: Server { child, logs }, stdout_bytes, io: Some((stdout, stdin)) }
+        Self {
+            server: Server { child, logs },
+            stdout_bytes,
+            io: Some((stdout, stdin)),
+        }
     }
 
     /// Connects the rmcp client over the process's stdin/stdout (once).
@@ -259,7 +298,11 @@ pub struct Tee<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Tee<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let new = buf.filled()[before..].to_vec();

@@ -1,0 +1,41 @@
+# Everything a machine needs beyond a Rust toolchain is installed by these targets.
+# `make` alone lists them.
+
+BIN      := mcp-starter
+BIND     ?= 127.0.0.1:8080
+CARGO    ?= cargo
+
+.DEFAULT_GOAL := help
+.PHONY: help run run-stdio build release test lint fmt clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: ## Run the server over HTTP on loopback (BIND=host:port to change), with readable logs
+	@echo "MCP endpoint:  http://$(BIND)/mcp   (Streamable HTTP)"
+	@echo "Health:        http://$(BIND)/healthz   http://$(BIND)/readyz"
+	@echo "Inspector:     npx @modelcontextprotocol/inspector   then connect to http://$(BIND)/mcp"
+	@echo "Stop:          Ctrl-C (drains in-flight calls, then exits)"
+	$(CARGO) run --locked --quiet -- serve --transport http --bind $(BIND) --log-format pretty
+
+run-stdio: ## Run the server over stdio, as an MCP client would spawn it
+	$(CARGO) run --locked --quiet -- serve --transport stdio
+
+build: ## Debug build
+	$(CARGO) build --locked
+
+release: ## Optimised build: target/release/mcp-starter
+	$(CARGO) build --locked --release
+
+test: ## Run every test: unit tests and the protocol suites against the built binary
+	$(CARGO) test --locked
+
+lint: ## Formatting and clippy with warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean: ## Remove build output
+	$(CARGO) clean
