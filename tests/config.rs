@@ -8,11 +8,7 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
         command.env_remove(key);
     }
-    command
-        .args(args)
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap()
+    command.args(args).envs(envs.iter().copied()).output().unwrap()
 }
 
 #[test]
@@ -36,10 +32,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         "--upstream-timeout",
         "MCP_UPSTREAM_TIMEOUT",
     ] {
-        assert!(
-            serve.contains(setting),
-            "serve --help lacks {setting}:\n{serve}"
-        );
+        assert!(serve.contains(setting), "serve --help lacks {setting}:\n{serve}");
     }
     let check = String::from_utf8(run(&["healthcheck", "--help"], &[]).stdout).unwrap();
     for setting in [
@@ -50,10 +43,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         "--timeout",
         "MCP_HEALTHCHECK_TIMEOUT",
     ] {
-        assert!(
-            check.contains(setting),
-            "healthcheck --help lacks {setting}:\n{check}"
-        );
+        assert!(check.contains(setting), "healthcheck --help lacks {setting}:\n{check}");
     }
 }
 
@@ -77,11 +67,7 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &[("MCP_BIND", "localhost")],
             &["--bind", "MCP_BIND", "localhost"],
         ),
-        (
-            &["serve", "--bind", "256.0.0.1:80"],
-            &[],
-            &["--bind", "MCP_BIND"],
-        ),
+        (&["serve", "--bind", "256.0.0.1:80"], &[], &["--bind", "MCP_BIND"]),
         (
             &["serve"],
             &[("MCP_DRAIN_TIMEOUT", "99999")],
@@ -134,10 +120,7 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
                 "{args:?} {envs:?}: '{word}' missing from: {stderr}"
             );
         }
-        assert!(
-            output.stdout.is_empty(),
-            "{args:?} {envs:?}: wrote to stdout"
-        );
+        assert!(output.stdout.is_empty(), "{args:?} {envs:?}: wrote to stdout");
     }
 }
 
@@ -145,10 +128,7 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
 fn an_address_in_use_fails_startup_with_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let output = run(
-        &["serve"],
-        &[("MCP_TRANSPORT", "http"), ("MCP_BIND", &addr)],
-    );
+    let output = run(&["serve"], &[("MCP_TRANSPORT", "http"), ("MCP_BIND", &addr)]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(

@@ -108,10 +108,7 @@ impl Logs {
 
     /// Log records whose `event` field equals `event`.
     pub fn events(&self, event: &str) -> Vec<Value> {
-        self.json()
-            .into_iter()
-            .filter(|v| v["event"] == event)
-            .collect()
+        self.json().into_iter().filter(|v| v["event"] == event).collect()
     }
 
     /// Waits until a record with `event` appears.
@@ -188,9 +185,7 @@ impl Server {
                 )
             })
             .expect("waiting for the server");
-        status
-            .code()
-            .expect("server exited by a signal, not by itself")
+        status.code().expect("server exited by a signal, not by itself")
     }
 }
 
@@ -298,11 +293,7 @@ pub struct Tee<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Tee<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let new = buf.filled()[before..].to_vec();
