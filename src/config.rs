@@ -22,6 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at startup")]
 pub enum Command {
     /// Serve MCP over stdio (for clients that spawn the process) or Streamable HTTP.
     Serve(ServeConfig),

@@ -115,7 +115,7 @@ fn verifier(config: &ServeConfig, upstream: &upstream::Upstream) -> Result<Optio
                 }
                 (None, None) => unreachable!("validated: one key source"),
             };
-            Some(Verifier::Jwt(jwt))
+            Some(Verifier::Jwt(Box::new(jwt)))
         }
     })
 }

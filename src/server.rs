@@ -251,7 +251,7 @@ impl ServerHandler for McpServer {
             }
             let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {
                 Ok(policy) => policy,
-                Err((decision, refusal)) => return Ok((decision, decision.as_str(), refusal.into())),
+                Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
             };
             let call = self.tools.call(ToolCallContext::new(self, request, context.clone()));
             match tokio::time::timeout(policy.timeout, call).await {

@@ -51,7 +51,10 @@ fn assert_request_lines(lines: &[Value], transport: &str) {
     assert_eq!(ok["subject"], "anonymous");
     // A result with isError: the guard allowed it, the tool failed.
     let failed = find("tools/call", "get_forecast", "error");
-    assert_eq!((failed["decision"].as_str(), failed["level"].as_str()), (Some("allowed"), Some("INFO")));
+    assert_eq!(
+        (failed["decision"].as_str(), failed["level"].as_str()),
+        (Some("allowed"), Some("INFO"))
+    );
     // A JSON-RPC error: no decision was reached.
     let unknown = find("tools/call", "nope", "error");
     assert_eq!(unknown["level"], "WARN");

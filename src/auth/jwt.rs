@@ -26,7 +26,7 @@ pub struct JwtVerifier {
 
 enum Keys {
     Static(DecodingKey),
-    Jwks(Jwks),
+    Jwks(Box<Jwks>),
 }
 
 struct Jwks {
@@ -67,13 +67,13 @@ enum Scp {
 
 impl JwtVerifier {
     pub fn with_jwks(settings: JwtSettings, url: Url, http: Upstream, refetch_cooldown: Duration) -> Self {
-        let keys = Keys::Jwks(Jwks {
+        let keys = Keys::Jwks(Box::new(Jwks {
             url,
             http,
             refetch_cooldown,
             keys: RwLock::default(),
             fetching: Mutex::default(),
-        });
+        }));
         Self::new(settings, keys)
     }
 

@@ -11,7 +11,7 @@ pub use static_tokens::StaticTokens;
 
 pub enum Verifier {
     Static(StaticTokens),
-    Jwt(JwtVerifier),
+    Jwt(Box<JwtVerifier>),
 }
 
 #[derive(Debug)]

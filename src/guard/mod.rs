@@ -37,6 +37,19 @@ impl Decision {
     }
 }
 
+/// A call the guard turned away: why, and the result to answer with.
+pub struct Refusal {
+    pub decision: Decision,
+    pub result: Box<CallToolResult>,
+}
+
+fn refuse(decision: Decision, result: CallToolResult) -> Refusal {
+    Refusal {
+        decision,
+        result: Box::new(result),
+    }
+}
+
 /// Per-tool settings an operator may override without touching code.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -94,18 +107,16 @@ impl Guard {
         tool: &str,
         principal: &Principal,
         arguments: Option<&JsonObject>,
-    ) -> Result<&ToolPolicy, (Decision, CallToolResult)> {
+    ) -> Result<&ToolPolicy, Refusal> {
         let Some(policy) = self.policies.get(tool) else {
-            return Err((Decision::Denied, refusal(format!("unknown tool '{tool}'"))));
+            return Err(refuse(Decision::Denied, refusal(format!("unknown tool '{tool}'"))));
         };
         if let Some(scope) = policy.scope.filter(|s| !principal.has_scope(s)) {
-            return Err((
-                Decision::Denied,
-                refusal(format!(
-                    "tool '{tool}' needs the '{scope}' scope, which this caller ({}) does not have",
-                    principal.subject
-                )),
-            ));
+            let message = format!(
+                "tool '{tool}' needs the '{scope}' scope, which this caller ({}) does not have",
+                principal.subject
+            );
+            return Err(refuse(Decision::Denied, refusal(message)));
         }
         if let Err(wait) = self.limits.check(tool, &principal.key) {
             let retry_after_ms = wait.as_millis().max(1) as u64;
@@ -116,13 +127,11 @@ impl Guard {
             let mut meta = MetaObject::new();
             meta.0.insert("retryAfterMs".into(), json!(retry_after_ms));
             result.meta = Some(meta);
-            return Err((Decision::RateLimited, result));
+            return Err(refuse(Decision::RateLimited, result));
         }
         if let Err(violations) = (policy.check_arguments)(arguments) {
-            return Err((
-                Decision::Invalid,
-                refusal(format!("invalid arguments for '{tool}': {}", violations.join("; "))),
-            ));
+            let message = format!("invalid arguments for '{tool}': {}", violations.join("; "));
+            return Err(refuse(Decision::Invalid, refusal(message)));
         }
         Ok(policy)
     }

@@ -47,9 +47,9 @@ fn describe(errors: &ValidationErrors, prefix: &str, out: &mut Vec<String>) {
 }
 
 /// "must be between 1 and 16" and the like, from validator's code and parameters.
-fn rule_text(code: &Cow<'static, str>, params: &std::collections::HashMap<Cow<'static, str>, Value>) -> String {
+fn rule_text(code: &str, params: &std::collections::HashMap<Cow<'static, str>, Value>) -> String {
     let bound = |key: &str| params.get(key).map(|v| v.to_string());
-    match code.as_ref() {
+    match code {
         "range" => match (bound("min"), bound("max")) {
             (Some(min), Some(max)) => format!("must be between {min} and {max} (range)"),
             (Some(min), None) => format!("must be at least {min} (range)"),
