@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum, error::ContextKind};
 use jsonwebtoken::Algorithm;
 use reqwest::Url;
 
-use crate::guard::Rate;
+use crate::{
+    guard::Rate,
+    http::origin::{AllowedHost, AllowedOrigin},
+};
 
 /// Exit code for a configuration error, as for any command-line usage error.
 pub const CONFIG_ERROR_EXIT: i32 = 2;
@@ -97,13 +100,13 @@ pub struct HttpConfig {
     /// Host header values accepted, comma-separated `host` or `host:port` [default: localhost,
     /// 127.0.0.1, ::1 when bound to loopback; required otherwise].
     #[arg(long, env = "MCP_ALLOWED_HOSTS", value_delimiter = ',', value_name = "HOSTS")]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: Vec<AllowedHost>,
 
     /// Browser origins accepted, comma-separated, e.g. https://app.example.com (`:*` for any
     /// port); requests without an Origin header are unaffected [default: loopback origins when
     /// bound to loopback, none otherwise].
     #[arg(long, env = "MCP_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGINS")]
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Vec<AllowedOrigin>,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value = "4194304", value_name = "BYTES",
@@ -258,13 +261,6 @@ impl ServeConfig {
             }
         }
         Ok(())
-    }
-
-    /// The externally visible base URL: the configured one, or derived from the bind address.
-    pub fn public_url(&self) -> Url {
-        self.http.public_url.clone().unwrap_or_else(|| {
-            Url::parse(&format!("http://{}", self.bind)).expect("a socket address makes a valid URL")
-        })
     }
 }
 

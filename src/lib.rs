@@ -95,7 +95,14 @@ fn verifier(config: &ServeConfig, upstream: &upstream::Upstream) -> Result<Optio
         AuthMode::Jwt => {
             let settings = JwtSettings {
                 issuer: auth.jwt_issuer.clone().unwrap_or_default(),
-                audience: http::resource_url(&config.public_url()).to_string(),
+                audience: http::resource_url(
+                    config
+                        .http
+                        .public_url
+                        .as_ref()
+                        .expect("validated: jwt has a public URL"),
+                )
+                .to_string(),
                 algorithms: auth.jwt_algorithms.clone(),
                 leeway: auth.jwt_leeway,
             };

@@ -7,7 +7,7 @@ mod body;
 mod drain;
 mod health;
 mod metadata;
-mod origin;
+pub mod origin;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -38,13 +38,14 @@ pub fn resource_url(public_url: &Url) -> Url {
 /// Builds the router: MCP behind its edge layers; health endpoints and metadata open.
 pub fn app(
     config: &ServeConfig,
+    public_url: &Url,
     server: McpServer,
     shutdown: Shutdown,
     verifier: Option<Arc<Verifier>>,
     stop: CancellationToken,
 ) -> Result<Router, String> {
     let max_body = config.http.max_body_bytes as usize;
-    let resource = resource_url(&config.public_url());
+    let resource = resource_url(public_url);
     let required_scopes = config.auth.required_scopes();
     let authenticated = verifier.is_some();
     let gate = auth::Gate::new(
@@ -54,7 +55,7 @@ pub fn app(
         metadata::url_for(&resource).to_string(),
         config.http.http_rate_limit,
     );
-    let host_origin = origin::HostOriginPolicy::new(&config.http, config.bind)?;
+    let host_origin = origin::HostOriginPolicy::new(&config.http, config.bind);
     let mut scopes = required_scopes;
     scopes.extend(server.guard().scopes().into_iter().map(str::to_owned));
     let authorization_servers = match &config.auth.authorization_servers {
@@ -119,12 +120,18 @@ pub async fn run(
     verifier: Option<Arc<Verifier>>,
 ) -> Result<(), String> {
     let bind = config.bind;
-    let stop = CancellationToken::new();
-    let app = app(config, server, shutdown.clone(), verifier, stop.clone())?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} (setting: --bind, env MCP_BIND): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Without a configured public URL, the address actually bound (port 0 resolved).
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| Url::parse(&format!("http://{addr}")).expect("an address makes a URL"));
+    let stop = CancellationToken::new();
+    let app = app(config, &public_url, server, shutdown.clone(), verifier, stop.clone())?;
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
     let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {

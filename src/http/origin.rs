@@ -18,47 +18,71 @@ use crate::config::HttpConfig;
 pub struct HostOriginPolicy(Arc<Lists>);
 
 struct Lists {
-    /// (host, port); no port: any port.
-    hosts: Vec<(String, Option<u16>)>,
-    origins: Vec<OriginRule>,
+    hosts: Vec<AllowedHost>,
+    origins: Vec<AllowedOrigin>,
 }
 
-#[derive(Debug, PartialEq)]
-enum OriginRule {
+/// An allowed Host: `host` (any port) or `host:port`, IPv6 in brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    host: String,
+    port: Option<u16>,
+}
+
+/// An allowed Origin: `null`, `scheme://host[:port]`, or `scheme://host:*` for any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigin {
     /// `null`, as sandboxed documents send.
     Null,
     /// scheme, host, port (`None` for `:*`, any port).
     Site(String, String, Option<u16>),
 }
 
+impl std::str::FromStr for AllowedHost {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        parse_host(raw)
+            .map(|(host, port)| Self { host, port })
+            .ok_or_else(|| format!("'{raw}' is not host or host:port"))
+    }
+}
+
+impl std::str::FromStr for AllowedOrigin {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        parse_rule(raw)
+            .ok_or_else(|| format!("'{raw}' is not an origin like https://app.example.com or http://localhost:*"))
+    }
+}
+
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 impl HostOriginPolicy {
     /// The configured lists, or loopback defaults for a loopback bind.
-    pub fn new(config: &HttpConfig, bind: SocketAddr) -> Result<Self, String> {
+    pub fn new(config: &HttpConfig, bind: SocketAddr) -> Self {
         let loopback = bind.ip().is_loopback();
         let hosts = if config.allowed_hosts.is_empty() && loopback {
-            LOOPBACK_HOSTS.iter().map(|h| (h.to_string(), None)).collect()
-        } else {
-            config
-                .allowed_hosts
+            LOOPBACK_HOSTS
                 .iter()
-                .map(|h| parse_host(h).ok_or_else(|| bad("MCP_ALLOWED_HOSTS", h)))
-                .collect::<Result<_, _>>()?
+                .map(|h| AllowedHost {
+                    host: h.to_string(),
+                    port: None,
+                })
+                .collect()
+        } else {
+            config.allowed_hosts.clone()
         };
         let origins = if config.allowed_origins.is_empty() && loopback {
             LOOPBACK_HOSTS
                 .iter()
-                .map(|h| OriginRule::Site("http".into(), h.to_string(), None))
+                .map(|h| AllowedOrigin::Site("http".into(), h.to_string(), None))
                 .collect()
         } else {
-            config
-                .allowed_origins
-                .iter()
-                .map(|o| parse_rule(o).ok_or_else(|| bad("MCP_ALLOWED_ORIGINS", o)))
-                .collect::<Result<_, _>>()?
+            config.allowed_origins.clone()
         };
-        Ok(Self(Arc::new(Lists { hosts, origins })))
+        Self(Arc::new(Lists { hosts, origins }))
     }
 
     fn host_allowed(&self, authority: &str) -> bool {
@@ -66,13 +90,13 @@ impl HostOriginPolicy {
             self.0
                 .hosts
                 .iter()
-                .any(|(h, p)| *h == host && (p.is_none() || *p == port))
+                .any(|allowed| allowed.host == host && allowed.port.is_none_or(|p| Some(p) == port))
         })
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
         if origin == "null" {
-            return self.0.origins.contains(&OriginRule::Null);
+            return self.0.origins.contains(&AllowedOrigin::Null);
         }
         let Ok(url) = Url::parse(origin) else { return false };
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
@@ -80,14 +104,10 @@ impl HostOriginPolicy {
         };
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         self.0.origins.iter().any(|rule| match rule {
-            OriginRule::Null => false,
-            OriginRule::Site(scheme, h, p) => scheme == url.scheme() && *h == host && p.is_none_or(|p| p == port),
+            AllowedOrigin::Null => false,
+            AllowedOrigin::Site(scheme, h, p) => scheme == url.scheme() && *h == host && p.is_none_or(|p| p == port),
         })
     }
-}
-
-fn bad(setting: &str, value: &str) -> String {
-    format!("error: '{value}' in {setting} is not a valid entry")
 }
 
 /// `host` or `host:port` (IPv6 in brackets), lower-cased.
@@ -114,10 +134,10 @@ fn parse_host(raw: &str) -> Option<(String, Option<u16>)> {
 }
 
 /// `null`, `scheme://host`, `scheme://host:port` or `scheme://host:*`.
-fn parse_rule(raw: &str) -> Option<OriginRule> {
+fn parse_rule(raw: &str) -> Option<AllowedOrigin> {
     let raw = raw.trim();
     if raw == "null" {
-        return Some(OriginRule::Null);
+        return Some(AllowedOrigin::Null);
     }
     let (site, any_port) = match raw.strip_suffix(":*") {
         Some(site) => (site, true),
@@ -130,7 +150,7 @@ fn parse_rule(raw: &str) -> Option<OriginRule> {
     } else {
         Some(url.port_or_known_default()?)
     };
-    Some(OriginRule::Site(url.scheme().to_owned(), host, port))
+    Some(AllowedOrigin::Site(url.scheme().to_owned(), host, port))
 }
 
 pub async fn check_host_and_origin(State(policy): State<HostOriginPolicy>, request: Request, next: Next) -> Response {
@@ -180,12 +200,12 @@ mod tests {
     fn policy(hosts: &[&str], origins: &[&str]) -> HostOriginPolicy {
         let config = HttpConfig {
             public_url: None,
-            allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
-            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            allowed_hosts: hosts.iter().map(|s| s.parse().unwrap()).collect(),
+            allowed_origins: origins.iter().map(|s| s.parse().unwrap()).collect(),
             max_body_bytes: 4096,
             http_rate_limit: None,
         };
-        HostOriginPolicy::new(&config, "0.0.0.0:80".parse().unwrap()).unwrap()
+        HostOriginPolicy::new(&config, "0.0.0.0:80".parse().unwrap())
     }
 
     #[test]
