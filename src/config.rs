@@ -243,6 +243,9 @@ impl ServeConfig {
                         .into(),
                 );
             }
+            AuthMode::None if auth.required_scopes.is_some() => {
+                return Err("error: MCP_REQUIRED_SCOPES (--required-scopes) is set but MCP_AUTH (--auth) is none: no caller could have a scope".into());
+            }
             AuthMode::None => {}
             AuthMode::Static if auth.auth_tokens.is_none() && auth.auth_tokens_file.is_none() => {
                 return Err("error: MCP_AUTH=static needs tokens: set MCP_AUTH_TOKENS (--auth-tokens) or MCP_AUTH_TOKENS_FILE (--auth-tokens-file)".into());

@@ -233,6 +233,11 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &[("MCP_AUTH_TOKEN", "some-token-0123456789")],
             &["MCP_AUTH_TOKEN", "MCP_AUTH"],
         ),
+        (
+            &["serve"],
+            &[("MCP_REQUIRED_SCOPES", "mcp:tools")],
+            &["MCP_REQUIRED_SCOPES", "MCP_AUTH"],
+        ),
     ];
     for (args, envs, expected) in cases {
         let output = run(args, envs);

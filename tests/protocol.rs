@@ -107,6 +107,14 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         error.message
     );
 
+    // The privileged tool is hidden from this anonymous caller and refused if called anyway.
+    let refused = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .expect("a refusal is a result the model can read");
+    assert_eq!(refused.is_error, Some(true), "{context}");
+    assert!(text(&refused.content).contains("needs the 'mcp:admin' scope"), "{context}");
+
     // Resources: the fixed one, the template, a read of each, and a miss.
     let resources = client.list_all_resources().await.expect("resources/list");
     assert_eq!(

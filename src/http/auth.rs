@@ -110,7 +110,11 @@ pub async fn authenticate(
         }
     };
     let mut needed: Vec<String> = gate.required_scopes.clone();
-    if let Some(scope) = called_tool(&request).and_then(|tool| gate.guard.required_scope(&tool)) {
+    // Only a caller who can present a better token gets a step-up challenge; an anonymous
+    // caller of a privileged tool is refused by the guard chain instead.
+    if gate.verifier.is_some()
+        && let Some(scope) = called_tool(&request).and_then(|tool| gate.guard.required_scope(&tool))
+    {
         needed.push(scope.to_owned());
     }
     if !principal.missing(&needed).is_empty() {
