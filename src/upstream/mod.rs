@@ -247,3 +247,96 @@ impl Answer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::{Router, http::HeaderMap, routing::any};
+
+    use super::*;
+
+    /// An upstream on loopback that answers 503 to everything and records the
+    /// `Idempotency-Key` of each request.
+    async fn failing_upstream() -> (Url, Arc<Mutex<Vec<Option<String>>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Router::new().route(
+            "/orders",
+            any(move |headers: HeaderMap| {
+                let key = headers
+                    .get("idempotency-key")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                record.lock().unwrap().push(key);
+                async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/orders", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (Url::parse(&url).unwrap(), seen)
+    }
+
+    fn client_for(url: &Url) -> Upstream {
+        Upstream::new(&UpstreamConfig {
+            geocoding_url: url.clone(),
+            forecast_url: url.clone(),
+            upstream_timeout: Duration::from_secs(5),
+            upstream_deadline: Duration::from_secs(10),
+            upstream_attempts: 3,
+            upstream_backoff: Duration::from_millis(1),
+            upstream_allow_hosts: Vec::new(),
+            upstream_allow_private: vec!["127.0.0.0/8".parse().unwrap()],
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_post_is_sent_once_unless_it_carries_an_idempotency_key() {
+        let (url, seen) = failing_upstream().await;
+        let upstream = client_for(&url);
+        let body = serde_json::json!({ "item": 1 });
+
+        let error = upstream
+            .post(url.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(seen.lock().unwrap().len(), 1, "a plain POST was repeated");
+        assert_eq!(error.attempts(), 1);
+        assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(
+            error.to_string().contains("without an idempotency key"),
+            "{error}"
+        );
+
+        seen.lock().unwrap().clear();
+        let key = IdempotencyKey::random();
+        let error = upstream
+            .post_idempotent(url.clone(), key.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.attempts(), 3);
+        let keys = seen.lock().unwrap().clone();
+        let sent = key.0.to_str().unwrap().to_owned();
+        assert_eq!(keys, vec![Some(sent); 3], "the same key on every attempt");
+    }
+
+    #[tokio::test]
+    async fn get_put_and_delete_are_retried() {
+        let (url, seen) = failing_upstream().await;
+        let upstream = client_for(&url);
+        for request in [
+            upstream.get(url.clone()),
+            upstream.put(url.clone()).json(&1),
+            upstream.delete(url.clone()),
+        ] {
+            seen.lock().unwrap().clear();
+            assert_eq!(request.send().await.unwrap_err().attempts(), 3);
+            assert_eq!(seen.lock().unwrap().len(), 3);
+        }
+    }
+}

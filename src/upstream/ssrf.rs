@@ -154,9 +154,9 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             match refused {
-                Some(refusal) if allowed.is_empty() => {
-                    Err(Box::new(Refusal(format!("{host} resolves to {refusal}"))) as _)
-                }
+                Some(refusal) if allowed.is_empty() => Err(Box::new(Refusal(format!(
+                    "{host} resolves to non-public addresses only: {refusal}"
+                ))) as _),
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -341,7 +341,10 @@ mod tests {
             Ok(addrs) => panic!("localhost resolved to {:?}", addrs.collect::<Vec<_>>()),
         };
         let refusal = Refusal::find(&*error).expect("a refusal");
-        assert!(refusal.0.contains("localhost resolves to"), "{refusal}");
+        assert!(
+            refusal.0.contains("localhost resolves to non-public"),
+            "{refusal}"
+        );
         assert!(refusal.0.contains("loopback"), "{refusal}");
 
         let off_list = resolver.resolve("example.com".parse().unwrap()).await;

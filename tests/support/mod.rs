@@ -27,7 +27,7 @@ use tokio::{
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
-pub use upstream::FakeUpstream;
+pub use upstream::{FakeUpstream, Reply};
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -116,19 +116,24 @@ impl Logs {
 
     /// Waits until a record with `event` appears.
     pub async fn wait_for(&self, event: &str) -> Value {
+        self.wait_for_match(|v| v["event"] == event).await
+    }
+
+    /// Waits until a record that `matches` appears.
+    pub async fn wait_for_match(&self, matches: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..500 {
             if let Some(v) = self
                 .lines()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["event"] == event)
+                .find(|v| matches(v))
             {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!(
-            "no '{event}' log line within 10 s; stderr was:\n{}",
+            "no matching log line within 10 s; stderr was:\n{}",
             self.lines().join("\n")
         );
     }
@@ -157,9 +162,15 @@ impl Server {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);
         }
+        // A setting given as "" is left unset, to see its default.
+        for (key, value) in envs {
+            match value.as_str() {
+                "" => command.env_remove(key),
+                value => command.env(key, value),
+            };
+        }
         command
             .arg("serve")
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -281,11 +292,13 @@ impl StdioServer {
     }
 }
 
-/// Settings every test server gets: the fake upstream and a short drain.
+/// Settings every test server gets: the fake upstream, which is on loopback, so loopback
+/// is allowed (upstream calls reach only public addresses by default).
 fn base_env(upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
     vec![
         ("MCP_GEOCODING_URL", upstream.url()),
         ("MCP_FORECAST_URL", upstream.url()),
+        ("MCP_UPSTREAM_ALLOW_PRIVATE", "127.0.0.0/8".into()),
         ("MCP_LOG_FORMAT", "json".into()),
         ("MCP_LOG_LEVEL", "info".into()),
     ]
