@@ -335,6 +335,53 @@ mod tests {
     }
 
     #[test]
+    fn host_and_network_parsers_normalise_what_they_accept() {
+        use url::Host;
+        assert_eq!(
+            host_name(" API.Example.com ").unwrap(),
+            Host::Domain("api.example.com".to_owned())
+        );
+        assert_eq!(host_name("[::1]").unwrap(), host_name("::1").unwrap());
+        assert_eq!(
+            host_name("127.0.0.1").unwrap(),
+            Host::<String>::Ipv4([127, 0, 0, 1].into())
+        );
+        for bad in [
+            "example.com:443",
+            "https://example.com",
+            "example.com/x",
+            "",
+        ] {
+            assert!(host_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            network("127.0.0.1").unwrap(),
+            "127.0.0.1/32".parse().unwrap()
+        );
+        assert!(network("fd00::/8").is_ok());
+        assert!(network("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn the_allow_list_defaults_to_the_api_hosts() {
+        let cli = Cli::try_parse_from(["mcp-starter", "serve"]).unwrap();
+        let Command::Serve(config) = cli.command else {
+            unreachable!()
+        };
+        let hosts: Vec<_> = config
+            .upstream
+            .allowed_hosts()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            hosts,
+            ["geocoding-api.open-meteo.com", "api.open-meteo.com"]
+        );
+        assert!(config.upstream.upstream_allow_private.is_empty());
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         <Cli as clap::CommandFactory>::command().debug_assert();
     }

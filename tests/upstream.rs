@@ -1,6 +1,7 @@
 //! The upstream client, seen through the forecast tool over the MCP protocol, against fake
 //! upstreams on loopback that count requests: retries and when they stop, Retry-After, time
-//! limits, cancellation, and the SSRF guard. Every claim is checked on the hit count too.
+//! limits, cancellation (client cancel, disconnect, drain), and the SSRF guard. Every claim
+//! is checked on the hit count too.
 
 mod support;
 
@@ -322,17 +323,53 @@ async fn a_client_cancel_stops_retries() {
     assert_eq!(converted.is_error, Some(false));
     client.cancel().await.unwrap();
 
-    // HTTP, with a session.
+    // HTTP, with a session and stateless.
+    for generation in [Generation::Handshake20251125, Generation::Stateless] {
+        let http = HttpServer::start(&upstream, &ENDLESS).await;
+        let client = http.connect(generation).await;
+        let call = endless_retries(&client, &upstream).await;
+        call.abort();
+        http.server
+            .logs
+            .wait_for_match(|l| l["outcome"] == "cancelled")
+            .await;
+        assert_retries_stopped(&upstream, &http.server.logs, "cancelled").await;
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_http_disconnect_stops_retries() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always(FORECAST, Reply::status(503));
     let http = HttpServer::start(&upstream, &ENDLESS).await;
-    let client = http.connect(Generation::Handshake20251125).await;
-    let call = endless_retries(&client, &upstream).await;
-    call.abort();
+    // A stateless (2026-07-28) call by hand, so the connection can be dropped mid-call.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": { "name": "get_forecast", "arguments": { "city": "Berlin" }, "_meta": meta }
+    });
+    let request = reqwest::Client::new()
+        .post(http.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "get_forecast")
+        .body(body.to_string())
+        .send();
+    let call = tokio::spawn(async move { request.await?.text().await });
+    upstream.wait_for_forecast_hits(2).await;
+    call.abort(); // closes the connection
     http.server
         .logs
         .wait_for_match(|l| l["outcome"] == "cancelled")
         .await;
     assert_retries_stopped(&upstream, &http.server.logs, "cancelled").await;
-    client.cancel().await.unwrap();
 }
 
 #[tokio::test]
