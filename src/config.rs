@@ -19,6 +19,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; its size does not matter"
+)]
 pub enum Command {
     /// Serve MCP over stdio (for clients that spawn the process) or Streamable HTTP.
     Serve(ServeConfig),

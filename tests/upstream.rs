@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, Generation, HttpServer, Reply, StdioServer, args};
+use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, upstream::Reply};
 
 const FORECAST: &str = "/v1/forecast";
 const SEARCH: &str = "/v1/search";
@@ -401,7 +401,8 @@ async fn calls_off_the_allow_list_or_to_private_addresses_are_refused_before_any
     let upstream = FakeUpstream::start().await;
     let by_name = format!("http://localhost:{}", upstream.port());
     // (settings, words the refusal must contain)
-    let cases: [(Vec<(&str, &str)>, &[&str]); 3] = [
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 3] = [
         // A host that is not on the allow-list.
         (
             vec![("MCP_UPSTREAM_ALLOW_HOSTS", "api.open-meteo.com")],

@@ -67,17 +67,21 @@ enum Kind {
 /// An upstream call that did not work out. Its text is what the model reads in the tool's
 /// `isError` result; `?` in a tool turns it into that text.
 #[derive(Debug)]
-pub struct UpstreamError {
+pub struct UpstreamError(Box<Details>); // boxed: results stay small on the happy path
+
+#[derive(Debug)]
+struct Details {
     target: Target,
     kind: Kind,
 }
 
 impl UpstreamError {
+    fn new(target: Target, kind: Kind) -> Self {
+        Self(Box::new(Details { target, kind }))
+    }
+
     pub(super) fn refused(target: Target, refusal: Refusal) -> Self {
-        Self {
-            target,
-            kind: Kind::Refused(refusal),
-        }
+        Self::new(target, Kind::Refused(refusal))
     }
 
     pub(super) fn failed(
@@ -97,26 +101,20 @@ impl UpstreamError {
                 stop,
             },
         };
-        Self { target, kind }
+        Self::new(target, kind)
     }
 
     pub(super) fn unreadable(target: Target, detail: String) -> Self {
-        Self {
-            target,
-            kind: Kind::Unreadable(detail),
-        }
+        Self::new(target, Kind::Unreadable(detail))
     }
 
     pub(super) fn invalid(target: Target, detail: String) -> Self {
-        Self {
-            target,
-            kind: Kind::Invalid(detail),
-        }
+        Self::new(target, Kind::Invalid(detail))
     }
 
     /// How many requests reached the network (0 when the call was refused or invalid).
     pub fn attempts(&self) -> u32 {
-        match &self.kind {
+        match &self.0.kind {
             Kind::Failed { attempts, .. } => *attempts,
             _ => 0,
         }
@@ -124,7 +122,7 @@ impl UpstreamError {
 
     /// The status of the last answer, if the upstream answered at all.
     pub fn status(&self) -> Option<StatusCode> {
-        match &self.kind {
+        match &self.0.kind {
             Kind::Failed {
                 last: Failure::Status { status, .. },
                 ..
@@ -136,8 +134,8 @@ impl UpstreamError {
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = &self.target;
-        match &self.kind {
+        let target = &self.0.target;
+        match &self.0.kind {
             Kind::Refused(refusal) => {
                 write!(
                     f,

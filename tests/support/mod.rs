@@ -27,7 +27,7 @@ use tokio::{
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
-pub use upstream::{FakeUpstream, Reply};
+pub use upstream::FakeUpstream;
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
 
