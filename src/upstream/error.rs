@@ -49,7 +49,7 @@ pub enum Stop {
 
 #[derive(Debug)]
 enum Kind {
-    /// The outbound policy refused the request: nothing was sent.
+    /// The outbound policy refused the request, or a redirect it led to.
     Refused(Refusal),
     /// Every attempt allowed failed.
     Failed {
@@ -139,7 +139,7 @@ impl fmt::Display for UpstreamError {
             Kind::Refused(refusal) => {
                 write!(
                     f,
-                    "{target} was refused before anything was sent: {refusal}"
+                    "{target} was refused by the server's outbound policy: {refusal}"
                 )
             }
             Kind::Unreadable(detail) => {

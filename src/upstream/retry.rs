@@ -151,7 +151,7 @@ impl RetryPolicy {
         ExponentialBuilder::new()
             .with_min_delay(self.backoff)
             .with_factor(2.0)
-            .with_max_delay(MAX_DELAY)
+            .with_max_delay(MAX_DELAY.max(self.backoff))
             .with_max_times(self.attempts.saturating_sub(1) as usize)
             .build()
             .map(full_jitter)

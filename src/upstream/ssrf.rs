@@ -120,10 +120,7 @@ impl Guard {
             }
             match guard.check_url(attempt.url()) {
                 Ok(()) => attempt.follow(),
-                Err(refusal) => {
-                    let refusal = Refusal(format!("redirect refused: {refusal}"));
-                    attempt.error(refusal)
-                }
+                Err(refusal) => attempt.error(Refusal(format!("it redirected, and {refusal}"))),
             }
         })
     }
