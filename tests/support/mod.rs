@@ -138,14 +138,18 @@ impl Logs {
         );
     }
 
-    fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) {
+    /// Reads `stderr` into the lines until it closes; the handle ends when it has.
+    fn collect(
+        &self,
+        stderr: impl AsyncRead + Unpin + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let lines = self.0.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 lines.lock().unwrap().push(line);
             }
-        });
+        })
     }
 }
 
@@ -153,6 +157,7 @@ impl Logs {
 pub struct Server {
     pub child: Child,
     pub logs: Logs,
+    stderr_read: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -188,7 +193,8 @@ impl Server {
         assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
     }
 
-    /// Waits for the process to exit (at most `within`) and returns its exit code.
+    /// Waits for the process to exit (at most `within`) and returns its exit code, once every
+    /// line it wrote to stderr has been collected.
     pub async fn exit_code(&mut self, within: Duration) -> i32 {
         let status = tokio::time::timeout(within, self.child.wait())
             .await
@@ -199,6 +205,10 @@ impl Server {
                 )
             })
             .expect("waiting for the server");
+        if let Some(read) = self.stderr_read.take() {
+            // The pipe may still hold the last lines when the process is gone.
+            let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        }
         status
             .code()
             .expect("server exited by a signal, not by itself")
@@ -219,7 +229,7 @@ impl HttpServer {
         envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let mut child = Server::command(&envs).spawn().expect("spawning the server");
         let logs = Logs::default();
-        logs.collect(child.stderr.take().unwrap());
+        let stderr_read = Some(logs.collect(child.stderr.take().unwrap()));
         let listening = logs.wait_for("listening").await;
         let addr = listening["addr"]
             .as_str()
@@ -227,7 +237,11 @@ impl HttpServer {
             .parse()
             .unwrap();
         Self {
-            server: Server { child, logs },
+            server: Server {
+                child,
+                logs,
+                stderr_read,
+            },
             addr,
         }
     }
@@ -256,7 +270,7 @@ impl StdioServer {
         envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let mut child = Server::command(&envs).spawn().expect("spawning the server");
         let logs = Logs::default();
-        logs.collect(child.stderr.take().unwrap());
+        let stderr_read = Some(logs.collect(child.stderr.take().unwrap()));
         let stdout_bytes = Arc::new(Mutex::new(Vec::new()));
         let stdout = Tee {
             inner: child.stdout.take().unwrap(),
@@ -264,7 +278,11 @@ impl StdioServer {
         };
         let stdin = child.stdin.take().unwrap();
         Self {
-            server: Server { child, logs },
+            server: Server {
+                child,
+                logs,
+                stderr_read,
+            },
             stdout_bytes,
             io: Some((stdout, stdin)),
         }
