@@ -25,7 +25,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at startup")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; its size does not matter"
+)]
 pub enum Command {
     /// Serve MCP over stdio (for clients that spawn the process) or Streamable HTTP.
     Serve(ServeConfig),
@@ -290,10 +293,53 @@ pub struct UpstreamConfig {
           value_parser = http_url)]
     pub forecast_url: Url,
 
-    /// Seconds one upstream HTTP request may take.
+    /// Seconds one attempt at an upstream request may take: connecting, sending, and reading
+    /// the whole answer.
     #[arg(long, env = "MCP_UPSTREAM_TIMEOUT", default_value = "10", value_name = "SECONDS",
           value_parser = seconds_in(1..=300))]
     pub upstream_timeout: Duration,
+
+    /// Seconds one upstream call may take in all: every attempt and the waits between them.
+    #[arg(long, env = "MCP_UPSTREAM_DEADLINE", default_value = "30", value_name = "SECONDS",
+          value_parser = seconds_in(1..=600))]
+    pub upstream_deadline: Duration,
+
+    /// Attempts per upstream call, the first included; 1 turns retries off.
+    #[arg(long, env = "MCP_UPSTREAM_ATTEMPTS", default_value = "3", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub upstream_attempts: u32,
+
+    /// Milliseconds the first retry waits at most; each later one waits up to twice as long
+    /// as the one before (a random share of it, so clients do not retry in step).
+    #[arg(long, env = "MCP_UPSTREAM_BACKOFF", default_value = "250", value_name = "MILLISECONDS",
+          value_parser = millis_in(1..=60_000))]
+    pub upstream_backoff: Duration,
+
+    /// Hosts upstream calls may reach, comma-separated [default: the hosts of --geocoding-url
+    /// and --forecast-url].
+    #[arg(long, env = "MCP_UPSTREAM_ALLOW_HOSTS", value_name = "HOSTS", value_delimiter = ',',
+          value_parser = host_name)]
+    pub upstream_allow_hosts: Vec<url::Host>,
+
+    /// Networks upstream calls may reach although they are not public (loopback, private,
+    /// link-local, ...), as comma-separated CIDRs or addresses, e.g. 127.0.0.0/8 for a
+    /// service on this machine [default: none].
+    #[arg(long, env = "MCP_UPSTREAM_ALLOW_PRIVATE", value_name = "CIDRS", value_delimiter = ',',
+          value_parser = network)]
+    pub upstream_allow_private: Vec<ipnet::IpNet>,
+}
+
+impl UpstreamConfig {
+    /// The hosts upstream calls may reach: the explicit list, else the two APIs' hosts.
+    pub fn allowed_hosts(&self) -> Vec<url::Host> {
+        if !self.upstream_allow_hosts.is_empty() {
+            return self.upstream_allow_hosts.clone();
+        }
+        [&self.geocoding_url, &self.forecast_url]
+            .into_iter()
+            .filter_map(|url| url.host().map(|host| host.to_owned()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -426,6 +472,51 @@ fn jwt_algorithm(raw: &str) -> Result<Algorithm, String> {
     }
 }
 
+/// A value parser for a whole number of milliseconds within `range`.
+fn millis_in(
+    range: std::ops::RangeInclusive<u64>,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        let ms: u64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a whole number of milliseconds, got '{raw}'"))?;
+        if !range.contains(&ms) {
+            return Err(format!(
+                "{ms} is out of range ({}..={} milliseconds)",
+                range.start(),
+                range.end()
+            ));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+}
+
+/// A value parser for a host name or IP address (no scheme, port or path).
+fn host_name(raw: &str) -> Result<url::Host, String> {
+    let raw = raw.trim();
+    let bare = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
+    let host = match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => url::Host::Ipv4(ip),
+        Ok(std::net::IpAddr::V6(ip)) => url::Host::Ipv6(ip),
+        Err(_) if raw.contains([':', '/', '@']) => {
+            return Err(format!(
+                "expected a host name or IP address, without scheme, port or path, got '{raw}'"
+            ));
+        }
+        Err(_) => url::Host::parse(raw).map_err(|e| format!("not a host name: {e}"))?,
+    };
+    Ok(host)
+}
+
+/// A value parser for a network in CIDR notation, or one address.
+fn network(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected a network such as 127.0.0.0/8 or an address, got '{raw}'"))
+}
+
 /// A value parser for an absolute http(s) URL.
 fn http_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
@@ -455,6 +546,42 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         assert_eq!(cfg.target().as_str(), "http://127.0.0.1:9000/healthz");
+    }
+
+    #[test]
+    fn host_and_network_parsers_normalise_what_they_accept() {
+        use url::Host;
+        assert_eq!(
+            host_name(" API.Example.com ").unwrap(),
+            Host::Domain("api.example.com".to_owned())
+        );
+        assert_eq!(host_name("[::1]").unwrap(), host_name("::1").unwrap());
+        assert_eq!(
+            host_name("127.0.0.1").unwrap(),
+            Host::<String>::Ipv4([127, 0, 0, 1].into())
+        );
+        for bad in ["example.com:443", "https://example.com", "example.com/x", ""] {
+            assert!(host_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(network("127.0.0.1").unwrap(), "127.0.0.1/32".parse().unwrap());
+        assert!(network("fd00::/8").is_ok());
+        assert!(network("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn the_allow_list_defaults_to_the_api_hosts() {
+        let cli = Cli::try_parse_from(["mcp-starter", "serve"]).unwrap();
+        let Command::Serve(config) = cli.command else {
+            unreachable!()
+        };
+        let hosts: Vec<_> = config
+            .upstream
+            .allowed_hosts()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(hosts, ["geocoding-api.open-meteo.com", "api.open-meteo.com"]);
+        assert!(config.upstream.upstream_allow_private.is_empty());
     }
 
     #[test]

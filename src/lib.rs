@@ -34,7 +34,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
     let upstream = upstream::Upstream::new(&config.upstream).map_err(StartError::Runtime)?;
-    let verifier = verifier(&config, &upstream).map_err(StartError::Config)?.map(Arc::new);
+    let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     let stdio_principal = match (&config.auth.auth_token, &verifier) {
         (Some(token), Some(verifier)) => verifier
             .verify(token)
@@ -73,7 +73,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
 }
 
 /// The configured token verifier, if any; errors are config errors naming the setting.
-fn verifier(config: &ServeConfig, upstream: &upstream::Upstream) -> Result<Option<Verifier>, String> {
+fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
     let auth = &config.auth;
     Ok(match auth.auth {
         AuthMode::None => None,
@@ -108,7 +108,11 @@ fn verifier(config: &ServeConfig, upstream: &upstream::Upstream) -> Result<Optio
             };
             let jwt = match (&auth.jwt_jwks_url, &auth.jwt_public_key_file) {
                 (Some(url), _) => {
-                    JwtVerifier::with_jwks(settings, url.clone(), upstream.clone(), auth.jwks_refetch_cooldown)
+                    // The tools' hardened client, allowed to reach the key set's host only.
+                    let mut idp = config.upstream.clone();
+                    idp.upstream_allow_hosts = url.host().map(|h| h.to_owned()).into_iter().collect();
+                    let http = upstream::Upstream::new(&idp)?;
+                    JwtVerifier::with_jwks(settings, url.clone(), http, auth.jwks_refetch_cooldown)
                 }
                 (None, Some(path)) => {
                     let pem = std::fs::read(path).map_err(|e| {

@@ -4,7 +4,10 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use crate::{config::UpstreamConfig, upstream::Upstream};
+use crate::{
+    config::UpstreamConfig,
+    upstream::{Upstream, UpstreamError},
+};
 
 /// A place found by name.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,20 +72,20 @@ impl OpenMeteo {
     }
 
     /// The best match for a place name, or `None` when nothing matches.
-    pub async fn geocode(&self, name: &str) -> Result<Option<Place>, String> {
+    pub async fn geocode(&self, name: &str) -> Result<Option<Place>, UpstreamError> {
         let url = endpoint(&self.geocoding, "v1/search");
         let body: GeocodingBody = self
             .upstream
-            .get_json(
-                url,
-                &[("name", name), ("count", "1"), ("language", "en"), ("format", "json")],
-            )
-            .await?;
+            .get(url)
+            .query(&[("name", name), ("count", "1"), ("language", "en"), ("format", "json")])
+            .send()
+            .await?
+            .json()?;
         Ok(body.results.into_iter().next())
     }
 
     /// Daily forecast for `days` days at a place; returns the place's timezone and the days.
-    pub async fn daily(&self, place: &Place, days: u8) -> Result<(String, Vec<Day>), String> {
+    pub async fn daily(&self, place: &Place, days: u8) -> Result<(String, Vec<Day>), UpstreamError> {
         let url = endpoint(&self.forecast, "v1/forecast");
         let (lat, lon, days) = (
             place.latitude.to_string(),
@@ -91,20 +94,20 @@ impl OpenMeteo {
         );
         let body: ForecastBody = self
             .upstream
-            .get_json(
-                url,
-                &[
-                    ("latitude", lat.as_str()),
-                    ("longitude", lon.as_str()),
-                    (
-                        "daily",
-                        "temperature_2m_max,temperature_2m_min,precipitation_sum,weather_code",
-                    ),
-                    ("timezone", "auto"),
-                    ("forecast_days", days.as_str()),
-                ],
-            )
-            .await?;
+            .get(url)
+            .query(&[
+                ("latitude", lat.as_str()),
+                ("longitude", lon.as_str()),
+                (
+                    "daily",
+                    "temperature_2m_max,temperature_2m_min,precipitation_sum,weather_code",
+                ),
+                ("timezone", "auto"),
+                ("forecast_days", days.as_str()),
+            ])
+            .send()
+            .await?
+            .json()?;
         let d = body.daily;
         let days = d
             .time

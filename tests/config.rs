@@ -46,6 +46,11 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--geocoding-url", "MCP_GEOCODING_URL"),
         ("--forecast-url", "MCP_FORECAST_URL"),
         ("--upstream-timeout", "MCP_UPSTREAM_TIMEOUT"),
+        ("--upstream-deadline", "MCP_UPSTREAM_DEADLINE"),
+        ("--upstream-attempts", "MCP_UPSTREAM_ATTEMPTS"),
+        ("--upstream-backoff", "MCP_UPSTREAM_BACKOFF"),
+        ("--upstream-allow-hosts", "MCP_UPSTREAM_ALLOW_HOSTS"),
+        ("--upstream-allow-private", "MCP_UPSTREAM_ALLOW_PRIVATE"),
     ];
     for (flag, env) in settings {
         assert!(
@@ -136,6 +141,40 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &["serve"],
             &[("MCP_UPSTREAM_TIMEOUT", "0")],
             &["--upstream-timeout", "MCP_UPSTREAM_TIMEOUT", "out of range"],
+        ),
+        (
+            &["serve"],
+            &[("MCP_UPSTREAM_DEADLINE", "0")],
+            &["--upstream-deadline", "MCP_UPSTREAM_DEADLINE", "out of range"],
+        ),
+        (
+            &["serve", "--upstream-attempts", "11"],
+            &[],
+            &["--upstream-attempts", "MCP_UPSTREAM_ATTEMPTS", "11"],
+        ),
+        (
+            &["serve"],
+            &[("MCP_UPSTREAM_ATTEMPTS", "many")],
+            &["--upstream-attempts", "MCP_UPSTREAM_ATTEMPTS", "many"],
+        ),
+        (
+            &["serve"],
+            &[("MCP_UPSTREAM_BACKOFF", "1.5s")],
+            &["--upstream-backoff", "MCP_UPSTREAM_BACKOFF", "milliseconds"],
+        ),
+        (
+            &["serve"],
+            &[("MCP_UPSTREAM_ALLOW_HOSTS", "api.example.com,https://evil.example")],
+            &[
+                "--upstream-allow-hosts",
+                "MCP_UPSTREAM_ALLOW_HOSTS",
+                "https://evil.example",
+            ],
+        ),
+        (
+            &["serve"],
+            &[("MCP_UPSTREAM_ALLOW_PRIVATE", "10.0.0.0/33")],
+            &["--upstream-allow-private", "MCP_UPSTREAM_ALLOW_PRIVATE", "10.0.0.0/33"],
         ),
         (
             &["serve"],

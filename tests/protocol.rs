@@ -113,7 +113,10 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         .await
         .expect("a refusal is a result the model can read");
     assert_eq!(refused.is_error, Some(true), "{context}");
-    assert!(text(&refused.content).contains("needs the 'mcp:admin' scope"), "{context}");
+    assert!(
+        text(&refused.content).contains("needs the 'mcp:admin' scope"),
+        "{context}"
+    );
 
     // Resources: the fixed one, the template, a read of each, and a miss.
     let resources = client.list_all_resources().await.expect("resources/list");

@@ -179,7 +179,8 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<(), AuthError> {
-        let set: JwkSet = self.http.get_json(self.url.clone(), &[]).await.map_err(|e| {
+        let answer = self.http.get(self.url.clone()).send().await;
+        let set: JwkSet = answer.and_then(|a| a.json()).map_err(|e| {
             tracing::warn!(event = "jwks_fetch_failed", error = %e, "cannot fetch the JWKS");
             AuthError::Unavailable("cannot fetch the signing keys to verify the token".into())
         })?;

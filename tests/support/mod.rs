@@ -89,7 +89,7 @@ impl Generation {
 
 /// Everything a server process wrote to stderr, line by line, shared with a reader task.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicBool>);
+pub struct Logs(Arc<Mutex<Vec<String>>>);
 
 impl Logs {
     pub fn lines(&self) -> Vec<String> {
@@ -112,45 +112,39 @@ impl Logs {
         self.json().into_iter().filter(|v| v["event"] == event).collect()
     }
 
-    /// Waits until stderr has been read to its end (the process closed it).
-    pub async fn wait_closed(&self) {
-        for _ in 0..500 {
-            if self.1.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("stderr was not closed");
-    }
-
     /// Waits until a record with `event` appears.
     pub async fn wait_for(&self, event: &str) -> Value {
+        self.wait_for_match(|v| v["event"] == event).await
+    }
+
+    /// Waits until a record that `matches` appears.
+    pub async fn wait_for_match(&self, matches: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..500 {
             if let Some(v) = self
                 .lines()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["event"] == event)
+                .find(|v| matches(v))
             {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!(
-            "no '{event}' log line within 10 s; stderr was:\n{}",
+            "no matching log line within 10 s; stderr was:\n{}",
             self.lines().join("\n")
         );
     }
 
-    fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) {
-        let (lines, closed) = (self.0.clone(), self.1.clone());
+    /// Reads `stderr` into the lines until it closes; the handle ends when it has.
+    fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinHandle<()> {
+        let lines = self.0.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 lines.lock().unwrap().push(line);
             }
-            closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
+        })
     }
 }
 
@@ -158,6 +152,7 @@ impl Logs {
 pub struct Server {
     pub child: Child,
     pub logs: Logs,
+    stderr_read: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -167,9 +162,15 @@ impl Server {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);
         }
+        // A setting given as "" is left unset, to see its default.
+        for (key, value) in envs {
+            match value.as_str() {
+                "" => command.env_remove(key),
+                value => command.env(key, value),
+            };
+        }
         command
             .arg("serve")
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -187,7 +188,8 @@ impl Server {
         assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
     }
 
-    /// Waits for the process to exit (at most `within`) and returns its exit code.
+    /// Waits for the process to exit (at most `within`) and returns its exit code, once every
+    /// line it wrote to stderr has been collected.
     pub async fn exit_code(&mut self, within: Duration) -> i32 {
         let status = tokio::time::timeout(within, self.child.wait())
             .await
@@ -198,7 +200,10 @@ impl Server {
                 )
             })
             .expect("waiting for the server");
-        self.logs.wait_closed().await; // so assertions on logs see every line
+        if let Some(read) = self.stderr_read.take() {
+            // The pipe may still hold the last lines when the process is gone.
+            let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        }
         status.code().expect("server exited by a signal, not by itself")
     }
 }
@@ -217,7 +222,7 @@ impl HttpServer {
         envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let mut child = Server::command(&envs).spawn().expect("spawning the server");
         let logs = Logs::default();
-        logs.collect(child.stderr.take().unwrap());
+        let stderr_read = Some(logs.collect(child.stderr.take().unwrap()));
         let listening = logs.wait_for("listening").await;
         let addr = listening["addr"]
             .as_str()
@@ -225,7 +230,11 @@ impl HttpServer {
             .parse()
             .unwrap();
         Self {
-            server: Server { child, logs },
+            server: Server {
+                child,
+                logs,
+                stderr_read,
+            },
             addr,
         }
     }
@@ -292,7 +301,7 @@ impl StdioServer {
         envs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let mut child = Server::command(&envs).spawn().expect("spawning the server");
         let logs = Logs::default();
-        logs.collect(child.stderr.take().unwrap());
+        let stderr_read = Some(logs.collect(child.stderr.take().unwrap()));
         let stdout_bytes = Arc::new(Mutex::new(Vec::new()));
         let stdout = Tee {
             inner: child.stdout.take().unwrap(),
@@ -300,7 +309,11 @@ impl StdioServer {
         };
         let stdin = child.stdin.take().unwrap();
         Self {
-            server: Server { child, logs },
+            server: Server {
+                child,
+                logs,
+                stderr_read,
+            },
             stdout_bytes,
             io: Some((stdout, stdin)),
         }
@@ -328,11 +341,13 @@ impl StdioServer {
     }
 }
 
-/// Settings every test server gets: the fake upstream and a short drain.
+/// Settings every test server gets: the fake upstream, which is on loopback, so loopback
+/// is allowed (upstream calls reach only public addresses by default).
 fn base_env(upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
     vec![
         ("MCP_GEOCODING_URL", upstream.url()),
         ("MCP_FORECAST_URL", upstream.url()),
+        ("MCP_UPSTREAM_ALLOW_PRIVATE", "127.0.0.0/8".into()),
         ("MCP_LOG_FORMAT", "json".into()),
         ("MCP_LOG_LEVEL", "info".into()),
     ]

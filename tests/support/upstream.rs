@@ -1,64 +1,143 @@
-//! A fake Open-Meteo on loopback: answers geocoding and forecast requests, counts them, and
-//! can be made slow, so tests can assert on what reached the upstream and when.
+//! A fake Open-Meteo on loopback: answers geocoding and forecast requests and counts every
+//! request by path. Tests can script what it answers instead (a status, a `Retry-After`, a
+//! redirect, a delay), so they can assert on what reached the upstream and when.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use axum::{
     Json, Router,
-    extract::{Query, State},
+    body::Body,
+    extract::{Query, Request, State},
+    http::{Response, StatusCode},
+    middleware::{self, Next},
     routing::get,
 };
 use serde_json::{Value, json};
 
+/// An answer the fake gives instead of its normal one.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// With a `Retry-After` header (delta-seconds or an HTTP-date).
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        self.headers.push(("retry-after", value.into()));
+        self
+    }
+
+    /// A 302 to `location`.
+    pub fn redirect(location: impl Into<String>) -> Self {
+        let mut reply = Self::status(302);
+        reply.headers.push(("location", location.into()));
+        reply
+    }
+
+    /// Never answers in time: holds the request for ten minutes.
+    pub fn hang() -> Self {
+        Self {
+            delay: Duration::from_secs(600),
+            ..Self::status(200)
+        }
+    }
+}
+
 #[derive(Default)]
-struct Counters {
-    search: AtomicUsize,
-    forecast: AtomicUsize,
+struct Script {
+    /// Answers for the next requests to a path, in order.
+    next: HashMap<String, VecDeque<Reply>>,
+    /// The answer to every request to a path once `next` is used up.
+    always: HashMap<String, Reply>,
+}
+
+#[derive(Default)]
+struct Fake {
+    hits: Mutex<HashMap<String, usize>>,
+    script: Mutex<Script>,
     forecast_delay_ms: AtomicU64,
 }
 
 pub struct FakeUpstream {
     addr: std::net::SocketAddr,
-    counters: Arc<Counters>,
+    fake: Arc<Fake>,
 }
 
 impl FakeUpstream {
     pub async fn start() -> Self {
-        let counters = Arc::new(Counters::default());
+        let fake = Arc::new(Fake::default());
         let app = Router::new()
             .route("/v1/search", get(search))
             .route("/v1/forecast", get(forecast))
-            .with_state(counters.clone());
+            .layer(middleware::from_fn_with_state(fake.clone(), count_and_script))
+            .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, counters }
+        Self { addr, fake }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// Makes every forecast request take this long before it answers.
     pub fn set_forecast_delay(&self, delay: Duration) {
-        self.counters
+        self.fake
             .forecast_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Answers the next requests to `path` with `replies`, in order, then as before.
+    pub fn script(&self, path: &str, replies: impl IntoIterator<Item = Reply>) {
+        let mut script = self.fake.script.lock().unwrap();
+        script.next.entry(path.to_owned()).or_default().extend(replies);
+    }
+
+    /// Answers every later request to `path` with `reply`.
+    pub fn always(&self, path: &str, reply: Reply) {
+        let mut script = self.fake.script.lock().unwrap();
+        script.always.insert(path.to_owned(), reply);
+    }
+
+    /// Requests received for `path`, whatever was answered.
+    pub fn hits(&self, path: &str) -> usize {
+        let hits = self.fake.hits.lock().unwrap();
+        hits.get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests received on any path.
+    pub fn total_hits(&self) -> usize {
+        self.fake.hits.lock().unwrap().values().sum()
+    }
+
     pub fn search_hits(&self) -> usize {
-        self.counters.search.load(Ordering::SeqCst)
+        self.hits("/v1/search")
     }
 
     pub fn forecast_hits(&self) -> usize {
-        self.counters.forecast.load(Ordering::SeqCst)
+        self.hits("/v1/forecast")
     }
 
     /// Waits until the forecast endpoint has been hit `n` times.
@@ -73,9 +152,28 @@ impl FakeUpstream {
     }
 }
 
+/// Counts the request, then answers from the script if it has something for this path.
+async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    *fake.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let scripted = {
+        let mut script = fake.script.lock().unwrap();
+        let queued = script.next.get_mut(&path).and_then(VecDeque::pop_front);
+        queued.or_else(|| script.always.get(&path).cloned())
+    };
+    let Some(reply) = scripted else {
+        return next.run(request).await;
+    };
+    tokio::time::sleep(reply.delay).await;
+    let mut response = Response::builder().status(StatusCode::from_u16(reply.status).unwrap());
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    response.body(Body::from(format!("scripted {}", reply.status))).unwrap()
+}
+
 /// Knows one city; any other name has no match, like the real API (no `results` key).
-async fn search(State(c): State<Arc<Counters>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    c.search.fetch_add(1, Ordering::SeqCst);
+async fn search(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     if q.get("name").map(String::as_str) == Some("Berlin") {
         Json(json!({
             "results": [{
@@ -90,9 +188,8 @@ async fn search(State(c): State<Arc<Counters>>, Query(q): Query<HashMap<String, 
 }
 
 /// Answers `forecast_days` days of fixed, recognisable weather.
-async fn forecast(State(c): State<Arc<Counters>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    c.forecast.fetch_add(1, Ordering::SeqCst);
-    let delay = c.forecast_delay_ms.load(Ordering::SeqCst);
+async fn forecast(State(fake): State<Arc<Fake>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let delay = fake.forecast_delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }

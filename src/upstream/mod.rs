@@ -1,0 +1,315 @@
+//! The one HTTP client tools use to call upstream APIs.
+//!
+//! Built once from configuration and shared, so connections are pooled. A tool asks for a
+//! request by method, gives it a URL, query pairs and perhaps a JSON body, and sends it:
+//!
+//! - transient failures (connect errors, timeouts, 429, 502, 503, 504) are retried with
+//!   jittered exponential backoff, within an attempt limit and a time limit, honouring
+//!   `Retry-After` ([`retry`]); only requests that are safe to repeat are ever sent twice;
+//! - only allow-listed hosts at public addresses are reached, redirects included ([`ssrf`]);
+//! - the tool gets one [`UpstreamError`] saying what was tried, written for the model.
+//!
+//! No token passthrough, by construction: the client is made from configuration alone and a
+//! request carries only what the tool gives it (URL, query, JSON body). There is no way to
+//! add a header, and nothing here can see the MCP request or its credentials.
+
+mod error;
+mod retry;
+mod ssrf;
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{Method, StatusCode, Url, header::HeaderValue};
+use serde::{Serialize, de::DeserializeOwned};
+
+use error::Target;
+pub use error::UpstreamError;
+use retry::{Failure, RetryPolicy, root_cause};
+use ssrf::{Guard, GuardedResolver};
+
+use crate::config::UpstreamConfig;
+
+/// Connecting may take at most this long (or the attempt timeout, if shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest answer read into memory; an upstream cannot make the server hold more.
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    guard: Arc<Guard>,
+    retry: RetryPolicy,
+}
+
+impl Upstream {
+    pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
+        let guard = Arc::new(Guard::new(
+            config.allowed_hosts(),
+            config.upstream_allow_private.clone(),
+        ));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT.min(config.upstream_timeout))
+            // The guard filters DNS answers and checks every redirect hop.
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .redirect(guard.redirect_policy())
+            // A proxy would resolve and connect out of the guard's sight.
+            .no_proxy()
+            // One retry layer, ours, so every attempt is counted and logged in one place.
+            .retry(reqwest::retry::never())
+            .build()
+            .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            guard,
+            retry: RetryPolicy {
+                attempts: config.upstream_attempts,
+                backoff: config.upstream_backoff,
+                attempt_timeout: config.upstream_timeout,
+                deadline: config.upstream_deadline,
+            },
+        })
+    }
+
+    /// A GET: safe to repeat, so retried.
+    pub fn get(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::GET, url, true)
+    }
+
+    /// A HEAD: safe to repeat, so retried.
+    pub fn head(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::HEAD, url, true)
+    }
+
+    /// A PUT: idempotent by definition (the same state however often it is applied), so retried.
+    pub fn put(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::PUT, url, true)
+    }
+
+    /// A DELETE: idempotent by definition, so retried.
+    pub fn delete(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::DELETE, url, true)
+    }
+
+    /// A POST sent once: never retried, since repeating it might apply it twice.
+    pub fn post(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::POST, url, false)
+    }
+
+    /// A POST the upstream deduplicates by `key` (sent as the `Idempotency-Key` header, the
+    /// same on every attempt), so it is retried like a GET.
+    pub fn post_idempotent(&self, url: Url, key: IdempotencyKey) -> UpstreamRequest<'_> {
+        let mut request = self.request(Method::POST, url, true);
+        request.builder = request.builder.header("idempotency-key", key.0);
+        request
+    }
+
+    fn request(&self, method: Method, url: Url, idempotent: bool) -> UpstreamRequest<'_> {
+        UpstreamRequest {
+            upstream: self,
+            target: Target::of(&method, &url),
+            builder: self.http.request(method, url),
+            idempotent,
+        }
+    }
+
+    /// One attempt: send, then read the whole answer, all within `limit`.
+    async fn attempt(&self, request: &reqwest::Request, target: &Target, limit: Duration) -> Result<Answer, Failure> {
+        let mut request = request
+            .try_clone()
+            .expect("bodies are in memory (JSON at most), so requests clone");
+        *request.timeout_mut() = Some(limit);
+        let mut response = self.http.execute(request).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry::retry_after(response.headers(), std::time::SystemTime::now());
+            return Err(Failure::Status { status, retry_after });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(Failure::Other(format!(
+                    "the answer is larger than {} MiB",
+                    MAX_BODY_BYTES >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer::new(target.clone(), status, body))
+    }
+}
+
+/// A request being built. It holds only what the tool gives it; see the module docs.
+#[must_use = "a request does nothing until it is sent"]
+pub struct UpstreamRequest<'a> {
+    upstream: &'a Upstream,
+    target: Target,
+    builder: reqwest::RequestBuilder,
+    /// Set by the constructor from the method (and the idempotency key), never afterwards.
+    idempotent: bool,
+}
+
+impl UpstreamRequest<'_> {
+    /// Adds query parameters. They are sent, but never logged nor shown in errors.
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.builder = self.builder.query(pairs);
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: &impl Serialize) -> Self {
+        self.builder = self.builder.json(body);
+        self
+    }
+
+    /// Sends the request, retrying as the method allows, and returns a 2xx answer.
+    pub async fn send(self) -> Result<Answer, UpstreamError> {
+        let (upstream, target) = (self.upstream, self.target);
+        let request = self
+            .builder
+            .build()
+            .map_err(|e| UpstreamError::invalid(target.clone(), root_cause(&e)))?;
+        // IP literals never reach the resolver, and an off-list host should not even be
+        // looked up: check the URL before anything is sent.
+        if let Err(refusal) = upstream.guard.check_url(request.url()) {
+            tracing::warn!(
+                event = "upstream_refused",
+                upstream = %target.host,
+                method = %target.method,
+                path = %target.path,
+                "upstream call refused: {refusal}"
+            );
+            return Err(UpstreamError::refused(target, refusal));
+        }
+        upstream
+            .retry
+            .run(&target, self.idempotent, |limit| {
+                upstream.attempt(&request, &target, limit)
+            })
+            .await
+    }
+}
+
+/// A key that makes a POST safe to retry: the upstream applies requests with the same key once.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(HeaderValue);
+
+impl IdempotencyKey {
+    /// A fresh random key, for one operation.
+    pub fn random() -> Self {
+        let key = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        Self(HeaderValue::from_str(&key).expect("hex digits are a valid header value"))
+    }
+}
+
+/// A successful (2xx) answer, read in full.
+#[derive(Debug)]
+pub struct Answer {
+    target: Target,
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn new(target: Target, status: StatusCode, body: Vec<u8>) -> Self {
+        Self { target, status, body }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Decodes the body as JSON of type `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, UpstreamError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| UpstreamError::unreadable(self.target.clone(), format!("its JSON did not parse: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::{Router, http::HeaderMap, routing::any};
+
+    use super::*;
+
+    /// An upstream on loopback that answers 503 to everything and records the
+    /// `Idempotency-Key` of each request.
+    async fn failing_upstream() -> (Url, Arc<Mutex<Vec<Option<String>>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Router::new().route(
+            "/orders",
+            any(move |headers: HeaderMap| {
+                let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap().to_owned());
+                record.lock().unwrap().push(key);
+                async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/orders", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (Url::parse(&url).unwrap(), seen)
+    }
+
+    fn client_for(url: &Url) -> Upstream {
+        Upstream::new(&UpstreamConfig {
+            geocoding_url: url.clone(),
+            forecast_url: url.clone(),
+            upstream_timeout: Duration::from_secs(5),
+            upstream_deadline: Duration::from_secs(10),
+            upstream_attempts: 3,
+            upstream_backoff: Duration::from_millis(1),
+            upstream_allow_hosts: Vec::new(),
+            upstream_allow_private: vec!["127.0.0.0/8".parse().unwrap()],
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_post_is_sent_once_unless_it_carries_an_idempotency_key() {
+        let (url, seen) = failing_upstream().await;
+        let upstream = client_for(&url);
+        let body = serde_json::json!({ "item": 1 });
+
+        let error = upstream.post(url.clone()).json(&body).send().await.unwrap_err();
+        assert_eq!(seen.lock().unwrap().len(), 1, "a plain POST was repeated");
+        assert_eq!(error.attempts(), 1);
+        assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(error.to_string().contains("without an idempotency key"), "{error}");
+
+        seen.lock().unwrap().clear();
+        let key = IdempotencyKey::random();
+        let error = upstream
+            .post_idempotent(url.clone(), key.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.attempts(), 3);
+        let keys = seen.lock().unwrap().clone();
+        let sent = key.0.to_str().unwrap().to_owned();
+        assert_eq!(keys, vec![Some(sent); 3], "the same key on every attempt");
+    }
+
+    #[tokio::test]
+    async fn get_put_and_delete_are_retried() {
+        let (url, seen) = failing_upstream().await;
+        let upstream = client_for(&url);
+        for request in [
+            upstream.get(url.clone()),
+            upstream.put(url.clone()).json(&1),
+            upstream.delete(url.clone()),
+        ] {
+            seen.lock().unwrap().clear();
+            assert_eq!(request.send().await.unwrap_err().attempts(), 3);
+            assert_eq!(seen.lock().unwrap().len(), 3);
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The upstream client, seen through the forecast tool over the MCP protocol, against fake
+//! upstreams on loopback that count requests: retries and when they stop, Retry-After, time
+//! limits, cancellation (client cancel, disconnect, drain), and the SSRF guard. Every claim
+//! is checked on the hit count too.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
+use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, upstream::Reply};
+
+const FORECAST: &str = "/v1/forecast";
+const SEARCH: &str = "/v1/search";
+
+/// Short waits between attempts keep the suite fast; each test sets what it is about.
+const FAST: (&str, &str) = ("MCP_UPSTREAM_BACKOFF", "20");
+
+async fn forecast(client: &Client) -> CallToolResult {
+    client
+        .call_tool(
+            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
+        )
+        .await
+        .expect("an upstream failure is a tool result, not a protocol error")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .collect()
+}
+
+/// The attempt log lines for one upstream path, in order.
+fn attempts(logs: &support::Logs, path: &str) -> Vec<Value> {
+    logs.events("upstream_attempt")
+        .into_iter()
+        .filter(|l| l["path"] == path)
+        .collect()
+}
+
+/// Asserts the call succeeded with the fake's forecast.
+fn assert_forecast(result: &CallToolResult) {
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let data = result.structured_content.as_ref().expect("structuredContent");
+    assert_eq!(data["city"], "Berlin");
+    assert_eq!(data["days"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_until_the_call_succeeds() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "3")]).await;
+    let client = server.connect(Generation::Stateless).await;
+
+    upstream.script(FORECAST, [Reply::status(503), Reply::status(503)]);
+    let result = forecast(&client).await;
+    assert_forecast(&result);
+    assert_eq!(upstream.forecast_hits(), 3);
+    assert_eq!(upstream.search_hits(), 1);
+
+    // One log line per attempt: host, method, status, attempt number, the wait before the
+    // next; and never the query string.
+    let lines = attempts(&server.server.logs, FORECAST);
+    let summary: Vec<_> = lines
+        .iter()
+        .map(|l| (l["attempt"].clone(), l["status"].clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [(json!(1), json!(503)), (json!(2), json!(503)), (json!(3), json!(200))],
+        "{lines:#?}"
+    );
+    for line in &lines {
+        assert_eq!(line["upstream"], "127.0.0.1");
+        assert_eq!(line["method"], "GET");
+    }
+    assert!(lines[0]["retry_in_ms"].is_u64() && lines[1]["retry_in_ms"].is_u64());
+    assert!(lines[2].get("retry_in_ms").is_none());
+    let stderr = server.server.logs.lines().join("\n");
+    for secret_ish in ["latitude=", "forecast_days", "name=Berlin"] {
+        assert!(!stderr.contains(secret_ish), "query string logged:\n{stderr}");
+    }
+
+    // 502, 504 and 429 are transient too.
+    upstream.script(FORECAST, [Reply::status(502), Reply::status(504), Reply::status(429)]);
+    let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "4")]).await;
+    let client = server.connect(Generation::Stateless).await;
+    let before = upstream.forecast_hits();
+    assert_forecast(&forecast(&client).await);
+    assert_eq!(upstream.forecast_hits(), before + 4);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = StdioServer::start(&upstream, &[FAST]).await;
+    let client = server.connect(Generation::Handshake20251125).await;
+
+    upstream.script(FORECAST, [Reply::status(429).retry_after("1")]);
+    let started = Instant::now();
+    let result = forecast(&client).await;
+    let took = started.elapsed();
+    assert_forecast(&result);
+    assert_eq!(upstream.forecast_hits(), 2);
+    assert!(took >= Duration::from_secs(1), "did not wait: {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert_eq!(attempts(&server.server.logs, FORECAST)[0]["retry_in_ms"], 1000);
+
+    // An HTTP-date two seconds ahead (whole seconds, so the wait is between 1 and 2 s).
+    let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    upstream.script(FORECAST, [Reply::status(503).retry_after(at)]);
+    let started = Instant::now();
+    assert_forecast(&forecast(&client).await);
+    let took = started.elapsed();
+    assert_eq!(upstream.forecast_hits(), 4);
+    assert!(took >= Duration::from_millis(900), "did not wait: {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+
+    // A wait longer than the call's time limit is not taken: the model is told when to retry.
+    upstream.script(FORECAST, [Reply::status(503).retry_after("120")]);
+    let started = Instant::now();
+    let result = forecast(&client).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(result.is_error, Some(true));
+    assert!(text(&result).contains("asked to wait 120 s"), "{}", text(&result));
+    assert_eq!(upstream.forecast_hits(), 5);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_error_is_not_retried() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "5")]).await;
+    let client = server.connect(Generation::Handshake20250618).await;
+
+    for (status, words) in [(400, "400 Bad Request"), (404, "404 Not Found")] {
+        let before = upstream.forecast_hits();
+        upstream.script(FORECAST, [Reply::status(status)]);
+        let result = forecast(&client).await;
+        assert_eq!(result.is_error, Some(true));
+        let message = text(&result);
+        assert!(message.contains(words), "{message}");
+        assert!(message.contains("1 attempt in"), "{message}");
+        assert!(message.contains("not retried"), "{message}");
+        assert_eq!(upstream.forecast_hits(), before + 1, "{status} was retried");
+    }
+    // And the server keeps serving.
+    assert_forecast(&forecast(&client).await);
+}
+
+#[tokio::test]
+async fn a_failing_upstream_gives_up_at_the_attempt_limit_or_the_time_limit() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always(FORECAST, Reply::status(503));
+
+    // The attempt limit.
+    let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "3")]).await;
+    let client = server.connect(Generation::Stateless).await;
+    let result = forecast(&client).await;
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(message.contains("503 Service Unavailable"), "{message}");
+    assert!(message.contains("3 attempts in"), "{message}");
+    assert!(message.contains("limit of 3 attempts"), "{message}");
+    assert_eq!(upstream.forecast_hits(), 3);
+
+    // The time limit: many attempts allowed, but the call ends within its 2 s.
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_UPSTREAM_BACKOFF", "400"),
+            ("MCP_UPSTREAM_ATTEMPTS", "10"),
+            ("MCP_UPSTREAM_DEADLINE", "2"),
+        ],
+    )
+    .await;
+    let client = server.connect(Generation::Stateless).await;
+    let before = upstream.forecast_hits();
+    let started = Instant::now();
+    let result = forecast(&client).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(message.contains("2 s time limit"), "{message}");
+    // The message names the attempts made, and they are the ones the upstream saw.
+    let made: usize = message
+        .split(" attempts in")
+        .next()
+        .and_then(|head| head.rsplit(['(', ' ']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt count in: {message}"));
+    assert!((2..10).contains(&made), "{message}");
+    assert_eq!(upstream.forecast_hits(), before + made);
+}
+
+#[tokio::test]
+async fn a_hung_upstream_is_cut_off_by_the_attempt_timeout() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always(FORECAST, Reply::hang());
+    let mut server = StdioServer::start(
+        &upstream,
+        &[FAST, ("MCP_UPSTREAM_TIMEOUT", "1"), ("MCP_UPSTREAM_ATTEMPTS", "2")],
+    )
+    .await;
+    let client = server.connect(Generation::Stateless).await;
+    let started = Instant::now();
+    let result = forecast(&client).await;
+    let took = started.elapsed();
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(message.contains("timed out"), "{message}");
+    assert!(message.contains("2 attempts"), "{message}");
+    assert_eq!(upstream.forecast_hits(), 2);
+    assert!(took >= Duration::from_secs(2), "two 1 s attempts took {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let lines = attempts(&server.server.logs, FORECAST);
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["error"] == "timeout"), "{lines:#?}");
+    client.cancel().await.unwrap();
+}
+
+/// Starts a forecast call against an upstream that always fails, with room for many slow
+/// retries, and returns it once the upstream has seen two attempts.
+async fn endless_retries(
+    client: &Client,
+    upstream: &FakeUpstream,
+) -> tokio::task::JoinHandle<Result<CallToolResult, rmcp::ServiceError>> {
+    upstream.always(FORECAST, Reply::status(503));
+    let before = upstream.forecast_hits();
+    let peer = client.peer().clone();
+    let call = tokio::spawn(async move {
+        peer.call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin" }))))
+            .await
+    });
+    upstream.wait_for_forecast_hits(before + 2).await;
+    call
+}
+
+const ENDLESS: [(&str, &str); 3] = [
+    ("MCP_UPSTREAM_BACKOFF", "150"),
+    ("MCP_UPSTREAM_ATTEMPTS", "10"),
+    ("MCP_UPSTREAM_DEADLINE", "60"),
+];
+
+/// No attempt is made after the request's own log line, and none in the next second.
+async fn assert_retries_stopped(upstream: &FakeUpstream, logs: &support::Logs, outcome: &str) {
+    let hits = upstream.forecast_hits();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(upstream.forecast_hits(), hits, "retries went on");
+    let lines = logs.json();
+    let ended = lines
+        .iter()
+        .position(|l| l["event"] == "request" && l["outcome"] == outcome)
+        .unwrap_or_else(|| panic!("no {outcome} request line in {lines:#?}"));
+    assert!(
+        !lines[ended..].iter().any(|l| l["event"] == "upstream_attempt"),
+        "an attempt was logged after the request ended: {lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_cancel_stops_retries() {
+    let upstream = FakeUpstream::start().await;
+
+    // stdio: dropping the call makes the rmcp client send notifications/cancelled.
+    let mut stdio = StdioServer::start(&upstream, &ENDLESS).await;
+    let client = stdio.connect(Generation::Handshake20251125).await;
+    let call = endless_retries(&client, &upstream).await;
+    call.abort();
+    stdio.server.logs.wait_for_match(|l| l["outcome"] == "cancelled").await;
+    assert_retries_stopped(&upstream, &stdio.server.logs, "cancelled").await;
+    let converted = client
+        .call_tool(CallToolRequestParams::new("convert_temperature").with_arguments(args(
+            json!({ "temperature": { "value": 0, "unit": "celsius" }, "to": "kelvin" }),
+        )))
+        .await
+        .expect("still serving");
+    assert_eq!(converted.is_error, Some(false));
+    client.cancel().await.unwrap();
+
+    // HTTP, with a session and stateless.
+    for generation in [Generation::Handshake20251125, Generation::Stateless] {
+        let http = HttpServer::start(&upstream, &ENDLESS).await;
+        let client = http.connect(generation).await;
+        let call = endless_retries(&client, &upstream).await;
+        call.abort();
+        http.server.logs.wait_for_match(|l| l["outcome"] == "cancelled").await;
+        assert_retries_stopped(&upstream, &http.server.logs, "cancelled").await;
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_http_disconnect_stops_retries() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always(FORECAST, Reply::status(503));
+    let http = HttpServer::start(&upstream, &ENDLESS).await;
+    // A stateless (2026-07-28) call by hand, so the connection can be dropped mid-call.
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": { "name": "get_forecast", "arguments": { "city": "Berlin" }, "_meta": meta }
+    });
+    let request = reqwest::Client::new()
+        .post(http.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "get_forecast")
+        .body(body.to_string())
+        .send();
+    let call = tokio::spawn(async move { request.await?.text().await });
+    upstream.wait_for_forecast_hits(2).await;
+    call.abort(); // closes the connection
+    http.server.logs.wait_for_match(|l| l["outcome"] == "cancelled").await;
+    assert_retries_stopped(&upstream, &http.server.logs, "cancelled").await;
+}
+
+#[tokio::test]
+async fn a_sigterm_drain_stops_retries() {
+    let upstream = FakeUpstream::start().await;
+    let mut envs = ENDLESS.to_vec();
+    envs.push(("MCP_DRAIN_TIMEOUT", "1"));
+    let mut server = HttpServer::start(&upstream, &envs).await;
+    let client = server.connect(Generation::Stateless).await;
+    let call = endless_retries(&client, &upstream).await;
+
+    let signalled = Instant::now();
+    server.server.terminate();
+    let error = call.await.unwrap().expect_err("the drain cancels the call");
+    assert!(format!("{error:?}").contains("drain period"), "{error:?}");
+    let hits = upstream.forecast_hits();
+    assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(8),
+        "exit took {:?}",
+        signalled.elapsed()
+    );
+    assert_retries_stopped(&upstream, &server.server.logs, "cancelled_by_shutdown").await;
+    assert_eq!(upstream.forecast_hits(), hits);
+}
+
+#[tokio::test]
+async fn calls_off_the_allow_list_or_to_private_addresses_are_refused_before_any_connection() {
+    let upstream = FakeUpstream::start().await;
+    let by_name = format!("http://localhost:{}", upstream.port());
+    // (settings, words the refusal must contain)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 3] = [
+        // A host that is not on the allow-list.
+        (
+            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "api.open-meteo.com")],
+            &[
+                "127.0.0.1",
+                "not on the upstream allow-list",
+                "MCP_UPSTREAM_ALLOW_HOSTS",
+            ],
+        ),
+        // An allowed host at a loopback address, with private networks not allowed.
+        (
+            vec![("MCP_UPSTREAM_ALLOW_PRIVATE", "")],
+            &["127.0.0.1 is a loopback address", "MCP_UPSTREAM_ALLOW_PRIVATE"],
+        ),
+        // A name that resolves to loopback: refused after DNS, by the client's resolver.
+        (
+            vec![
+                ("MCP_UPSTREAM_ALLOW_PRIVATE", ""),
+                ("MCP_GEOCODING_URL", &by_name),
+                ("MCP_FORECAST_URL", &by_name),
+            ],
+            &["localhost resolves to non-public addresses only", "loopback"],
+        ),
+    ];
+    for (settings, words) in cases {
+        let server = HttpServer::start(&upstream, &settings).await;
+        let client = server.connect(Generation::Stateless).await;
+        let result = forecast(&client).await;
+        assert_eq!(result.is_error, Some(true), "{settings:?}");
+        let message = text(&result);
+        assert!(message.contains("refused by the server's outbound policy"), "{message}");
+        for word in words {
+            assert!(message.contains(word), "{settings:?}: '{word}' missing from: {message}");
+        }
+        assert_eq!(upstream.total_hits(), 0, "{settings:?}: a request got through");
+        // Still serving.
+        let tools = client.list_all_tools().await.expect("tools/list");
+        assert_eq!(tools.len(), 2);
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_checked_like_the_first_url() {
+    let upstream = FakeUpstream::start().await;
+    let elsewhere = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[FAST]).await;
+    let client = server.connect(Generation::Stateless).await;
+
+    // To a host off the allow-list (the same loopback address, by another name).
+    upstream.script(
+        SEARCH,
+        [Reply::redirect(format!(
+            "http://localhost:{}/v1/search",
+            elsewhere.port()
+        ))],
+    );
+    let result = forecast(&client).await;
+    assert_eq!(result.is_error, Some(true));
+    let message = text(&result);
+    assert!(message.contains("it redirected, and host localhost"), "{message}");
+    assert!(
+        message.contains("host localhost is not on the upstream allow-list"),
+        "{message}"
+    );
+    assert_eq!(upstream.search_hits(), 1, "the refused redirect is not retried");
+    assert_eq!(elsewhere.total_hits(), 0);
+
+    // An allowed redirect (another port on the same allowed host) is followed.
+    upstream.script(
+        SEARCH,
+        [Reply::redirect(format!("{}/v1/search?name=Berlin", elsewhere.url()))],
+    );
+    assert_forecast(&forecast(&client).await);
+    assert_eq!(elsewhere.search_hits(), 1);
+}
