@@ -3,10 +3,16 @@
 //! Every setting is parsed into its final type here, so a bad value stops startup with one
 //! line naming the setting (exit code 2) instead of failing later at runtime.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum, error::ContextKind};
+use jsonwebtoken::Algorithm;
 use reqwest::Url;
+
+use crate::{
+    guard::Rate,
+    http::origin::{AllowedHost, AllowedOrigin},
+};
 
 /// Exit code for a configuration error, as for any command-line usage error.
 pub const CONFIG_ERROR_EXIT: i32 = 2;
@@ -19,6 +25,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at startup")]
 pub enum Command {
     /// Serve MCP over stdio (for clients that spawn the process) or Streamable HTTP.
     Serve(ServeConfig),
@@ -59,12 +66,7 @@ pub struct ServeConfig {
     pub transport: Transport,
 
     /// Address the HTTP transport listens on (host:port; port 0 picks a free port).
-    #[arg(
-        long,
-        env = "MCP_BIND",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
+    #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: SocketAddr,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are cancelled.
@@ -76,7 +78,193 @@ pub struct ServeConfig {
     pub log: LogConfig,
 
     #[command(flatten)]
+    pub http: HttpConfig,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub policy: PolicyConfig,
+
+    #[command(flatten)]
     pub upstream: UpstreamConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpConfig {
+    /// Base URL clients reach this server at, e.g. https://mcp.example.com; the MCP resource
+    /// is <public-url>/mcp [default: http://<bind>].
+    #[arg(long, env = "MCP_PUBLIC_URL", value_parser = http_url)]
+    pub public_url: Option<Url>,
+
+    /// Host header values accepted, comma-separated `host` or `host:port` [default: localhost,
+    /// 127.0.0.1, ::1 when bound to loopback; required otherwise].
+    #[arg(long, env = "MCP_ALLOWED_HOSTS", value_delimiter = ',', value_name = "HOSTS")]
+    pub allowed_hosts: Vec<AllowedHost>,
+
+    /// Browser origins accepted, comma-separated, e.g. https://app.example.com (`:*` for any
+    /// port); requests without an Origin header are unaffected [default: loopback origins when
+    /// bound to loopback, none otherwise].
+    #[arg(long, env = "MCP_ALLOWED_ORIGINS", value_delimiter = ',', value_name = "ORIGINS")]
+    pub allowed_origins: Vec<AllowedOrigin>,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value = "4194304", value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
+    pub max_body_bytes: u32,
+
+    /// Per-caller limit on all MCP requests, e.g. 50/s:100 (rate, then burst); over it, 429 with
+    /// Retry-After [default: off].
+    #[arg(long, env = "MCP_HTTP_RATE_LIMIT", value_name = "RATE", value_parser = rate)]
+    pub http_rate_limit: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// No authentication: every caller is anonymous (loopback binds only).
+    None,
+    /// Bearer tokens from a static list (MCP_AUTH_TOKENS or MCP_AUTH_TOKENS_FILE).
+    Static,
+    /// Bearer JWTs signed by a JWKS (MCP_JWT_JWKS_URL) or a public key (MCP_JWT_PUBLIC_KEY_FILE).
+    Jwt,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// How callers authenticate.
+    #[arg(long, env = "MCP_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+
+    /// Static tokens: `<token> <subject> [scope ...]` entries separated by `;` or newlines; a
+    /// token may be given as `sha256:<hex>`.
+    #[arg(long, env = "MCP_AUTH_TOKENS", hide_env_values = true, value_name = "ENTRIES")]
+    pub auth_tokens: Option<String>,
+
+    /// File of static token entries, in the same format.
+    #[arg(long, env = "MCP_AUTH_TOKENS_FILE", value_name = "PATH")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// Scopes every caller needs, space- or comma-separated [default: none].
+    #[arg(long, env = "MCP_REQUIRED_SCOPES", value_name = "SCOPES")]
+    pub required_scopes: Option<String>,
+
+    /// JWKS URL of the keys that sign accepted JWTs.
+    #[arg(long, env = "MCP_JWT_JWKS_URL", value_parser = http_url, value_name = "URL")]
+    pub jwt_jwks_url: Option<Url>,
+
+    /// PEM public key that signs accepted JWTs (instead of a JWKS).
+    #[arg(long, env = "MCP_JWT_PUBLIC_KEY_FILE", value_name = "PATH")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// The `iss` accepted JWTs must carry.
+    #[arg(long, env = "MCP_JWT_ISSUER", value_name = "ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// JWT signature algorithms accepted, comma-separated (HMAC and `none` never are).
+    #[arg(long, env = "MCP_JWT_ALGORITHMS", value_delimiter = ',', default_value = "RS256,ES256",
+          value_parser = jwt_algorithm, value_name = "ALGS")]
+    pub jwt_algorithms: Vec<Algorithm>,
+
+    /// Seconds of clock skew allowed on JWT `exp` and `nbf`.
+    #[arg(long, env = "MCP_JWT_LEEWAY", default_value = "30", value_name = "SECONDS", value_parser = seconds_in(0..=300))]
+    pub jwt_leeway: Duration,
+
+    /// Least seconds between two JWKS fetches caused by an unknown key id.
+    #[arg(long, env = "MCP_JWKS_REFETCH_COOLDOWN", default_value = "10", value_name = "SECONDS",
+          value_parser = seconds_in(0..=3600))]
+    pub jwks_refetch_cooldown: Duration,
+
+    /// Authorization servers listed in the protected-resource metadata, comma-separated
+    /// [default: the JWT issuer].
+    #[arg(long, env = "MCP_AUTHORIZATION_SERVERS", value_delimiter = ',', value_parser = http_url, value_name = "URLS")]
+    pub authorization_servers: Vec<Url>,
+
+    /// Bearer token for a stdio session, checked like an HTTP one; without it a stdio session
+    /// gets only the tools that need no scope. Prefer the environment variable.
+    #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+}
+
+impl AuthConfig {
+    pub fn required_scopes(&self) -> Vec<String> {
+        self.required_scopes
+            .as_deref()
+            .map(|s| {
+                s.split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyConfig {
+    /// Per-tool rate quotas replacing the declared ones, e.g. get_forecast=30/m:10,convert_temperature=5/s.
+    #[arg(long, env = "MCP_RATE_LIMITS", value_delimiter = ',', value_parser = tool_rate, value_name = "TOOL=RATE")]
+    pub rate_limits: Vec<(String, Rate)>,
+
+    /// Per-tool timeouts in seconds replacing the declared ones, e.g. get_forecast=5.
+    #[arg(long, env = "MCP_TOOL_TIMEOUTS", value_delimiter = ',', value_parser = tool_timeout, value_name = "TOOL=SECONDS")]
+    pub tool_timeouts: Vec<(String, Duration)>,
+
+    /// Seconds between sweeps that forget idle callers' rate-limit buckets.
+    #[arg(long, env = "MCP_RATE_LIMIT_EVICTION", default_value = "60", value_name = "SECONDS",
+          value_parser = seconds_in(1..=3600))]
+    pub rate_limit_eviction: Duration,
+}
+
+impl ServeConfig {
+    /// Cross-setting rules that fail closed: exposure needs authentication and explicit
+    /// allow-lists; each auth mode needs its inputs. The message names what to set.
+    pub fn validate(&self) -> Result<(), String> {
+        let auth = &self.auth;
+        let exposed = self.transport == Transport::Http && !self.bind.ip().is_loopback();
+        if exposed && auth.auth == AuthMode::None {
+            return Err(format!(
+                "error: refusing to serve on {} (not loopback) without authentication: set MCP_AUTH (--auth) to static or jwt",
+                self.bind
+            ));
+        }
+        if exposed && self.http.allowed_hosts.is_empty() {
+            return Err(format!(
+                "error: refusing to serve on {} (not loopback) without an allowed-hosts list: set MCP_ALLOWED_HOSTS (--allowed-hosts) to the host names clients use",
+                self.bind
+            ));
+        }
+        if exposed && self.http.public_url.is_none() {
+            return Err("error: a non-loopback server needs its public URL: set MCP_PUBLIC_URL (--public-url)".into());
+        }
+        match auth.auth {
+            AuthMode::None if auth.auth_token.is_some() => {
+                return Err(
+                    "error: MCP_AUTH_TOKEN (--auth-token) is set but MCP_AUTH (--auth) is none: nothing can verify it"
+                        .into(),
+                );
+            }
+            AuthMode::None if auth.required_scopes.is_some() => {
+                return Err("error: MCP_REQUIRED_SCOPES (--required-scopes) is set but MCP_AUTH (--auth) is none: no caller could have a scope".into());
+            }
+            AuthMode::None => {}
+            AuthMode::Static if auth.auth_tokens.is_none() && auth.auth_tokens_file.is_none() => {
+                return Err("error: MCP_AUTH=static needs tokens: set MCP_AUTH_TOKENS (--auth-tokens) or MCP_AUTH_TOKENS_FILE (--auth-tokens-file)".into());
+            }
+            AuthMode::Static => {}
+            AuthMode::Jwt => {
+                if auth.jwt_issuer.is_none() {
+                    return Err("error: MCP_AUTH=jwt needs the token issuer: set MCP_JWT_ISSUER (--jwt-issuer)".into());
+                }
+                if auth.jwt_jwks_url.is_some() == auth.jwt_public_key_file.is_some() {
+                    return Err("error: MCP_AUTH=jwt needs exactly one key source: set MCP_JWT_JWKS_URL (--jwt-jwks-url) or MCP_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)".into());
+                }
+                if self.http.public_url.is_none() {
+                    return Err("error: MCP_AUTH=jwt needs this server's public URL, the audience tokens must name: set MCP_PUBLIC_URL (--public-url)".into());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -116,12 +304,7 @@ pub struct HealthcheckConfig {
     pub url: Option<Url>,
 
     /// Address the server listens on; used to build the default URL.
-    #[arg(
-        long,
-        env = "MCP_BIND",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
+    #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: SocketAddr,
 
     /// Seconds to wait for an answer.
@@ -168,9 +351,7 @@ fn one_line(err: &clap::Error) -> String {
     let mut line = text
         .lines()
         .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
-        })
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
         .collect::<Vec<_>>()
         .join(" ");
     if let Some(flag) = err.get(ContextKind::InvalidArg).map(ToString::to_string)
@@ -209,6 +390,39 @@ fn seconds_in(
             ));
         }
         Ok(Duration::from_secs(secs))
+    }
+}
+
+/// A value parser for a rate such as `30/m` or `10/s:20`.
+fn rate(raw: &str) -> Result<Rate, String> {
+    raw.parse()
+}
+
+/// A value parser for `tool=rate`.
+fn tool_rate(raw: &str) -> Result<(String, Rate), String> {
+    let (tool, rate) = raw.split_once('=').ok_or_else(|| format!("'{raw}' is not TOOL=RATE"))?;
+    Ok((tool.trim().to_owned(), rate.parse()?))
+}
+
+/// A value parser for `tool=seconds`.
+fn tool_timeout(raw: &str) -> Result<(String, Duration), String> {
+    let (tool, secs) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("'{raw}' is not TOOL=SECONDS"))?;
+    Ok((tool.trim().to_owned(), seconds_in(1..=3600)(secs)?))
+}
+
+/// A value parser for an accepted JWT algorithm: asymmetric only.
+fn jwt_algorithm(raw: &str) -> Result<Algorithm, String> {
+    let alg: Algorithm = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a JWT algorithm"))?;
+    match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Err(format!(
+            "{raw} is HMAC (a shared secret); only public-key algorithms are accepted"
+        )),
+        alg => Ok(alg),
     }
 }
 

@@ -1,7 +1,9 @@
 //! An MCP server on rmcp, served over stdio or Streamable HTTP in both protocol generations.
 //! `main.rs` parses the configuration and calls [`serve`]; tests drive the built binary.
 
+pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod healthcheck;
 pub mod http;
 pub mod prompts;
@@ -14,18 +16,48 @@ mod tools;
 pub mod upstream;
 pub mod weather;
 
-use config::{ServeConfig, Transport};
+use std::sync::Arc;
+
+use auth::{JwtSettings, JwtVerifier, Principal, StaticTokens, Verifier};
+use config::{AuthMode, ServeConfig, Transport};
+
+/// Why the server could not run.
+pub enum StartError {
+    /// A setting is wrong: exit code 2, like any usage error.
+    Config(String),
+    /// Something failed at runtime, e.g. the address is in use: exit code 1.
+    Runtime(String),
+}
 
 /// Runs the server until its transport ends (stdin closed) or a signal has drained it.
-pub async fn serve(config: ServeConfig) -> Result<(), String> {
+pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
+    config.validate().map_err(StartError::Config)?;
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream)?;
+    let upstream = upstream::Upstream::new(&config.upstream).map_err(StartError::Runtime)?;
+    let verifier = verifier(&config, &upstream).map_err(StartError::Config)?.map(Arc::new);
+    let stdio_principal = match (&config.auth.auth_token, &verifier) {
+        (Some(token), Some(verifier)) => verifier
+            .verify(token)
+            .await
+            .map_err(|e| StartError::Config(format!("error: MCP_AUTH_TOKEN (--auth-token) is not accepted: {e}")))?,
+        _ => Principal::anonymous("stdio"),
+    };
+    let overrides = guard::Overrides {
+        quotas: config.policy.rate_limits.iter().cloned().collect(),
+        timeouts: config.policy.tool_timeouts.iter().cloned().collect(),
+    };
     let weather = weather::OpenMeteo::new(upstream, &config.upstream);
-    let server = server::McpServer::new(weather, shutdown.clone());
+    let server = server::McpServer::new(weather, shutdown.clone(), &overrides, stdio_principal)
+        .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
+    server
+        .guard()
+        .limits()
+        .spawn_eviction(config.policy.rate_limit_eviction);
     tracing::info!(
         event = "starting",
         version = env!("CARGO_PKG_VERSION"),
         transport = config.transport.name(),
+        auth = ?config.auth.auth,
         drain_timeout_s = config.drain_timeout.as_secs(),
         "starting"
     );
@@ -34,6 +66,63 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
             stdio::run(server, shutdown).await;
             Ok(())
         }
-        Transport::Http => http::run(config.bind, server, shutdown).await,
+        Transport::Http => http::run(&config, server, shutdown, verifier)
+            .await
+            .map_err(StartError::Runtime),
     }
+}
+
+/// The configured token verifier, if any; errors are config errors naming the setting.
+fn verifier(config: &ServeConfig, upstream: &upstream::Upstream) -> Result<Option<Verifier>, String> {
+    let auth = &config.auth;
+    Ok(match auth.auth {
+        AuthMode::None => None,
+        AuthMode::Static => {
+            let mut entries = auth.auth_tokens.clone().unwrap_or_default();
+            if let Some(path) = &auth.auth_tokens_file {
+                let file = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "error: cannot read MCP_AUTH_TOKENS_FILE (--auth-tokens-file) {}: {e}",
+                        path.display()
+                    )
+                })?;
+                entries = format!("{entries}\n{file}");
+            }
+            let tokens = StaticTokens::parse(&entries)
+                .map_err(|e| format!("error: static tokens (MCP_AUTH_TOKENS / MCP_AUTH_TOKENS_FILE): {e}"))?;
+            Some(Verifier::Static(tokens))
+        }
+        AuthMode::Jwt => {
+            let settings = JwtSettings {
+                issuer: auth.jwt_issuer.clone().unwrap_or_default(),
+                audience: http::resource_url(
+                    config
+                        .http
+                        .public_url
+                        .as_ref()
+                        .expect("validated: jwt has a public URL"),
+                )
+                .to_string(),
+                algorithms: auth.jwt_algorithms.clone(),
+                leeway: auth.jwt_leeway,
+            };
+            let jwt = match (&auth.jwt_jwks_url, &auth.jwt_public_key_file) {
+                (Some(url), _) => {
+                    JwtVerifier::with_jwks(settings, url.clone(), upstream.clone(), auth.jwks_refetch_cooldown)
+                }
+                (None, Some(path)) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        format!(
+                            "error: cannot read MCP_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file) {}: {e}",
+                            path.display()
+                        )
+                    })?;
+                    JwtVerifier::with_public_key(settings, &pem)
+                        .map_err(|e| format!("error: MCP_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file): {e}"))?
+                }
+                (None, None) => unreachable!("validated: one key source"),
+            };
+            Some(Verifier::Jwt(Box::new(jwt)))
+        }
+    })
 }

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use mcp_starter::{
+    StartError,
     config::{CONFIG_ERROR_EXIT, Cli, Command},
     healthcheck, serve, telemetry,
 };
@@ -19,14 +20,16 @@ fn main() -> ExitCode {
             }
             match runtime.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
+                Err(StartError::Config(message)) => {
+                    eprintln!("{message}");
+                    ExitCode::from(CONFIG_ERROR_EXIT as u8)
+                }
+                Err(StartError::Runtime(message)) => {
                     tracing::error!(event = "fatal", "{message}");
                     ExitCode::FAILURE
                 }
             }
         }
-        Command::Healthcheck(config) => {
-            ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8)
-        }
+        Command::Healthcheck(config) => ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8),
     }
 }

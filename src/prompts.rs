@@ -29,10 +29,7 @@ pub struct PlanOutdoorActivity {
 impl McpServer {
     /// Plan an outdoor activity around the weather: fetches the forecast and picks the best day.
     #[prompt(name = "plan_outdoor_activity")]
-    pub async fn plan_outdoor_activity(
-        &self,
-        Parameters(args): Parameters<PlanOutdoorActivity>,
-    ) -> Vec<PromptMessage> {
+    pub async fn plan_outdoor_activity(&self, Parameters(args): Parameters<PlanOutdoorActivity>) -> Vec<PromptMessage> {
         let when = args.when.as_deref().unwrap_or("in the next few days");
         vec![PromptMessage::new_text(
             Role::User,

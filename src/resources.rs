@@ -4,8 +4,8 @@
 use rmcp::{
     ErrorData,
     model::{
-        ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
-        ResourceContents, ResourceTemplate,
+        ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource, ResourceContents,
+        ResourceTemplate,
     },
 };
 
@@ -42,12 +42,7 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
             .parse::<u8>()
             .ok()
             .and_then(weather_code)
-            .ok_or_else(|| {
-                not_found(
-                    uri,
-                    "no such weather code; read weather://codes for the list",
-                )
-            })?;
+            .ok_or_else(|| not_found(uri, "no such weather code; read weather://codes for the list"))?;
         serde_json::to_string_pretty(&code)
     } else {
         return Err(not_found(
@@ -62,8 +57,5 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
 }
 
 fn not_found(uri: &str, hint: &str) -> ErrorData {
-    ErrorData::resource_not_found(
-        format!("{uri}: {hint}"),
-        Some(serde_json::json!({ "uri": uri })),
-    )
+    ErrorData::resource_not_found(format!("{uri}: {hint}"), Some(serde_json::json!({ "uri": uri })))
 }

@@ -12,16 +12,20 @@ use rmcp::{
         tool::ToolCallContext,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorCode, GetPromptRequestParams,
-        GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+        Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+        ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
 
-use crate::{shutdown::Shutdown, weather::OpenMeteo};
+use crate::{
+    auth::Principal,
+    guard::{self, Decision, Guard, Overrides},
+    shutdown::Shutdown,
+    weather::OpenMeteo,
+};
 
 /// The protocol revisions served: the stateless 2026-07-28 and the two handshake revisions.
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
@@ -44,17 +48,56 @@ The plan_outdoor_activity prompt plans an activity around the forecast.";
 pub struct McpServer {
     tools: Arc<ToolRouter<Self>>,
     prompts: Arc<PromptRouter<Self>>,
+    guard: Arc<Guard>,
     pub(crate) weather: OpenMeteo,
     shutdown: Shutdown,
+    /// Who calls over stdio: from the environment at startup (HTTP callers bring their own).
+    stdio_principal: Principal,
+    started: Instant,
 }
 
 impl McpServer {
-    pub fn new(weather: OpenMeteo, shutdown: Shutdown) -> Self {
-        Self {
-            tools: Arc::new(crate::tools::router()),
+    /// Builds the server; fails (as a config error) on an override for a tool that does not exist.
+    pub fn new(
+        weather: OpenMeteo,
+        shutdown: Shutdown,
+        overrides: &Overrides,
+        stdio_principal: Principal,
+    ) -> Result<Self, String> {
+        let (tools, policies) = crate::tools::catalog();
+        Ok(Self {
+            tools: Arc::new(tools),
             prompts: Arc::new(crate::prompts::router()),
+            guard: Arc::new(Guard::new(policies, overrides)?),
             weather,
             shutdown,
+            stdio_principal,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// The caller: put in the request by the HTTP edge, or the stdio principal.
+    fn principal(&self, context: &RequestContext<RoleServer>) -> Principal {
+        match context.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => parts
+                .extensions
+                .get::<Principal>()
+                .cloned()
+                .unwrap_or_else(|| Principal::anonymous("unknown")),
+            None => self.stdio_principal.clone(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> crate::tools::Status {
+        crate::tools::Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: self.started.elapsed().as_secs(),
+            in_flight: self.shutdown.in_flight(),
+            rate_limit_buckets: self.guard.limits().live_keys(),
         }
     }
 
@@ -67,26 +110,21 @@ impl McpServer {
         method: &'static str,
         name: Option<&str>,
         context: &RequestContext<RoleServer>,
-        classify: impl FnOnce(&T) -> &'static str,
+        classify: impl FnOnce(&T) -> (Option<Decision>, &'static str),
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
-        let (result, outcome) = tokio::select! {
-            result = work => {
-                let outcome = result.as_ref().map_or("error", classify);
-                (result, outcome)
-            }
-            _ = self.shutdown.aborted() => (Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it")), "cancelled_by_shutdown"),
-            _ = context.ct.cancelled() => (Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None)), "cancelled"),
+        let ((decision, outcome), result) = tokio::select! {
+            result = work => (result.as_ref().map_or((None, "error"), classify), result),
+            _ = self.shutdown.aborted() => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
+            _ = context.ct.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
+        let decision = decision.map(Decision::as_str);
+        let subject = self.principal(context).subject;
         let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
         let request_id = context.id.to_string();
         let protocol = context.protocol_version().map(|v| v.to_string());
-        let transport = if context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .is_some()
-        {
+        let transport = if context.extensions.get::<axum::http::request::Parts>().is_some() {
             "http"
         } else {
             "stdio"
@@ -99,13 +137,15 @@ impl McpServer {
                 request_id,
                 protocol,
                 transport,
+                subject,
+                decision,
                 duration_ms,
                 outcome,
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
-                event = "request", method, name, request_id, protocol, transport, duration_ms, outcome,
-                error_code = error.code.0, error = %error.message,
+                event = "request", method, name, request_id, protocol, transport, subject, decision,
+                duration_ms, outcome, error_code = error.code.0, error = %error.message,
                 "handled {method}"
             ),
         }
@@ -113,8 +153,8 @@ impl McpServer {
     }
 }
 
-fn ok<T>(_: &T) -> &'static str {
-    "ok"
+fn ok<T>(_: &T) -> (Option<Decision>, &'static str) {
+    (None, "ok")
 }
 
 /// The error for a request refused or cancelled because the server is shutting down.
@@ -158,10 +198,7 @@ impl ServerHandler for McpServer {
         .await
     }
 
-    async fn discover(
-        &self,
-        context: RequestContext<RoleServer>,
-    ) -> Result<DiscoverResult, ErrorData> {
+    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
         self.observe("server/discover", None, &context, ok, async {
             Ok(DiscoverResult::from_server_info(
                 self.supported_protocol_versions().into_owned(),
@@ -172,8 +209,7 @@ impl ServerHandler for McpServer {
     }
 
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        self.observe("ping", None, &context, ok, async { Ok(()) })
-            .await
+        self.observe("ping", None, &context, ok, async { Ok(()) }).await
     }
 
     async fn list_tools(
@@ -181,8 +217,14 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let principal = self.principal(&context);
         self.observe("tools/list", None, &context, ok, async {
-            Ok(ListToolsResult::with_all_items(self.tools.list_all()))
+            let visible = self
+                .tools
+                .list_all()
+                .into_iter()
+                .filter(|t| self.guard.policy_for(&t.name, &principal).is_some());
+            Ok(ListToolsResult::with_all_items(visible.collect()))
         })
         .await
     }
@@ -197,21 +239,35 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
-        let classify = |response: &CallToolResponse| match response {
-            CallToolResponse::Complete(result) if result.is_error == Some(true) => "tool_error",
-            _ => "ok",
-        };
-        self.observe("tools/call", Some(&name), &context, classify, async {
+        let principal = self.principal(&context);
+        let classify =
+            |(decision, outcome, _): &(Decision, &'static str, CallToolResponse)| (Some(*decision), *outcome);
+        let called = self.observe("tools/call", Some(&name), &context, classify, async {
             if self.tools.get(&name).is_none() {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool '{name}'; tools/list shows the available tools"),
                     None,
                 ));
             }
-            let call = ToolCallContext::new(self, request, context.clone());
-            self.tools.call(call).await
-        })
-        .await
+            let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {
+                Ok(policy) => policy,
+                Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
+            };
+            let call = self.tools.call(ToolCallContext::new(self, request, context.clone()));
+            match tokio::time::timeout(policy.timeout, call).await {
+                Ok(response) => {
+                    let response = response?;
+                    let failed = matches!(&response, CallToolResponse::Complete(r) if r.is_error == Some(true));
+                    Ok((Decision::Allowed, if failed { "error" } else { "ok" }, response))
+                }
+                Err(_) => Ok((
+                    Decision::Allowed,
+                    "timed_out",
+                    guard::timed_out(&name, policy.timeout).into(),
+                )),
+            }
+        });
+        called.await.map(|(_, _, response)| response)
     }
 
     async fn list_resources(

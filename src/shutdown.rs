@@ -111,9 +111,7 @@ impl Shutdown {
     /// Drains: refuse new requests, wait for running ones up to the drain timeout, then
     /// cancel the rest and give them a moment to answer. Logs the start and the end.
     pub async fn drain(&self, reason: &str) {
-        self.inner
-            .phase
-            .store(Phase::Draining as u8, Ordering::SeqCst);
+        self.inner.phase.store(Phase::Draining as u8, Ordering::SeqCst);
         let started = Instant::now();
         let in_flight = self.in_flight();
         tracing::info!(

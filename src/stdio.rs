@@ -13,8 +13,7 @@ use std::{collections::HashMap, pin::Pin, time::Duration};
 use rmcp::{
     RoleServer,
     model::{
-        ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, JsonRpcMessage, RequestId,
-        ServerJsonRpcMessage,
+        ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
     },
     service::{ServerInitializeError, serve_server_with_ct},
     transport::{Transport, async_rw::AsyncRwTransport, stdio_pipes},
@@ -36,11 +35,7 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
     let transport = StdioTransport::new(stdin, stdout, shutdown.clone());
     let stop = CancellationToken::new();
     shutdown.mark_serving();
-    tracing::info!(
-        event = "listening",
-        transport = "stdio",
-        "serving MCP on stdio"
-    );
+    tracing::info!(event = "listening", transport = "stdio", "serving MCP on stdio");
 
     let session = async {
         match serve_server_with_ct(server, transport, stop.clone()).await {
@@ -87,11 +82,7 @@ enum Line {
 }
 
 impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
-    pub fn new(
-        reader: R,
-        writer: impl AsyncWrite + Send + Unpin + 'static,
-        shutdown: Shutdown,
-    ) -> Self {
+    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static, shutdown: Shutdown) -> Self {
         Self {
             reader: BufReader::new(reader),
             line: Vec::new(),
@@ -134,11 +125,7 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
     }
 
     async fn reply_error(&mut self, id: Option<RequestId>, error: ErrorData) {
-        if let Err(e) = self
-            .writer
-            .send(ServerJsonRpcMessage::error(error, id))
-            .await
-        {
+        if let Err(e) = self.writer.send(ServerJsonRpcMessage::error(error, id)).await {
             tracing::warn!(error = %e, "could not write an error reply to stdout");
         }
     }
@@ -147,15 +134,10 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
 impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
     type Error = std::io::Error;
 
-    fn send(
-        &mut self,
-        item: ServerJsonRpcMessage,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+    fn send(&mut self, item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let answered = match &item {
             JsonRpcMessage::Response(response) => self.in_flight.remove(&response.id),
-            JsonRpcMessage::Error(error) => {
-                error.id.as_ref().and_then(|id| self.in_flight.remove(id))
-            }
+            JsonRpcMessage::Error(error) => error.id.as_ref().and_then(|id| self.in_flight.remove(id)),
             _ => None,
         };
         let write = self.writer.send(item);
@@ -178,11 +160,8 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                         "message too large; skipped"
                     );
                     let message = format!("message exceeds {MAX_LINE_BYTES} bytes and was skipped");
-                    self.reply_error(
-                        None,
-                        ErrorData::new(ErrorCode::INVALID_REQUEST, message, None),
-                    )
-                    .await;
+                    self.reply_error(None, ErrorData::new(ErrorCode::INVALID_REQUEST, message, None))
+                        .await;
                     continue;
                 }
                 Err(error) => {
@@ -208,8 +187,7 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                 }
                 Ok(JsonRpcMessage::Notification(notification)) => {
                     // A cancelled request gets no answer, so it stops counting now.
-                    if let ClientNotification::CancelledNotification(cancelled) =
-                        &notification.notification
+                    if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
                         && let Some(id) = &cancelled.params.request_id
                     {
                         self.in_flight.remove(id);
@@ -247,11 +225,7 @@ fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>
     })?;
     let id = value.get("id").cloned();
     serde_json::from_value(value).map_err(|e| {
-        let error = ErrorData::new(
-            ErrorCode::INVALID_REQUEST,
-            format!("Invalid Request: {e}"),
-            None,
-        );
+        let error = ErrorData::new(ErrorCode::INVALID_REQUEST, format!("Invalid Request: {e}"), None);
         match id {
             // A notification (no id) gets no answer, even a malformed one.
             None => (None, error),
@@ -282,8 +256,7 @@ mod tests {
     async fn skips_oversized_lines_and_keeps_reading() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
-        let mut transport =
-            StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
+        let mut transport = StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
         let message = transport.receive().await.expect("the next line is read");
         assert!(matches!(message, ClientJsonRpcMessage::Request(_)));
     }

@@ -9,11 +9,8 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber. Fails (as a config error) on an unparsable filter.
 pub fn init(config: &LogConfig) -> Result<(), String> {
     let filter = match &config.log_level {
-        Some(level) => EnvFilter::try_new(level).map_err(|e| {
-            format!(
-                "error: invalid log filter '{level}' for '--log-level' (env MCP_LOG_LEVEL): {e}"
-            )
-        })?,
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| format!("error: invalid log filter '{level}' for '--log-level' (env MCP_LOG_LEVEL): {e}"))?,
         None => match std::env::var("RUST_LOG") {
             Ok(level) if !level.trim().is_empty() => EnvFilter::try_new(&level)
                 .map_err(|e| format!("error: invalid log filter '{level}' in RUST_LOG: {e}"))?,

@@ -18,11 +18,7 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5).min(config.upstream_timeout))
             .timeout(config.upstream_timeout)
             .build()
@@ -32,11 +28,7 @@ impl Upstream {
 
     /// GETs `url` with `query` and decodes a JSON body. The error says what failed in words a
     /// model can relay: which host, and the status or the network problem.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        url: Url,
-        query: &[(&str, &str)],
-    ) -> Result<T, String> {
+    pub async fn get_json<T: DeserializeOwned>(&self, url: Url, query: &[(&str, &str)]) -> Result<T, String> {
         let host = url.host_str().unwrap_or("upstream").to_owned();
         let started = std::time::Instant::now();
         let response = self.http.get(url).query(query).send().await;

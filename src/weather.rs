@@ -75,12 +75,7 @@ impl OpenMeteo {
             .upstream
             .get_json(
                 url,
-                &[
-                    ("name", name),
-                    ("count", "1"),
-                    ("language", "en"),
-                    ("format", "json"),
-                ],
+                &[("name", name), ("count", "1"), ("language", "en"), ("format", "json")],
             )
             .await?;
         Ok(body.results.into_iter().next())

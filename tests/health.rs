@@ -17,11 +17,7 @@ async fn healthz_and_readyz_answer_small_json_without_auth() {
     ] {
         let response = reqwest::get(server.url(path)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/json",
-            "{path}"
-        );
+        assert_eq!(response.headers()["content-type"], "application/json", "{path}");
         assert_eq!(response.json::<Value>().await.unwrap(), body, "{path}");
     }
 }
@@ -65,10 +61,9 @@ async fn healthcheck_passes_against_a_live_server_and_fails_against_a_dead_one()
         .local_addr()
         .unwrap()
         .to_string();
-    let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || healthcheck(&["--bind", &dead, "--timeout", "2"]))
-            .await
-            .unwrap();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || healthcheck(&["--bind", &dead, "--timeout", "2"]))
+        .await
+        .unwrap();
     assert_eq!(code, 1);
     assert!(stderr.contains("unhealthy"), "{stderr}");
 

@@ -13,23 +13,14 @@ use support::{FakeUpstream, Generation, HttpServer, StdioServer, args};
 async fn busy_session(client: &support::Client) {
     client.list_all_tools().await.unwrap();
     client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "Berlin" }))),
-        )
+        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin" }))))
         .await
         .unwrap();
     client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "Atlantis" }))),
-        )
+        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Atlantis" }))))
         .await
         .unwrap();
-    client
-        .call_tool(CallToolRequestParams::new("nope"))
-        .await
-        .unwrap_err();
+    client.call_tool(CallToolRequestParams::new("nope")).await.unwrap_err();
     client
         .read_resource(ReadResourceRequestParams::new("weather://codes/3"))
         .await
@@ -56,9 +47,18 @@ fn assert_request_lines(lines: &[Value], transport: &str) {
     assert!(ok["duration_ms"].as_f64().unwrap() >= 0.0);
     assert!(ok["request_id"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(ok["level"], "INFO");
-    find("tools/call", "get_forecast", "tool_error");
+    assert_eq!(ok["decision"], "allowed");
+    assert_eq!(ok["subject"], "anonymous");
+    // A result with isError: the guard allowed it, the tool failed.
+    let failed = find("tools/call", "get_forecast", "error");
+    assert_eq!(
+        (failed["decision"].as_str(), failed["level"].as_str()),
+        (Some("allowed"), Some("INFO"))
+    );
+    // A JSON-RPC error: no decision was reached.
     let unknown = find("tools/call", "nope", "error");
     assert_eq!(unknown["level"], "WARN");
+    assert!(unknown.get("decision").is_none());
     assert_eq!(unknown["error_code"], -32602);
     find("resources/read", "weather://codes/3", "ok");
     find("prompts/get", "plan_outdoor_activity", "ok");
@@ -85,18 +85,12 @@ async fn stdio_stdout_is_only_json_rpc_and_stderr_only_json_at_debug() {
             "{generation:?}: expected every answer on stdout, got {stdout:?}"
         );
         for line in &stdout {
-            let message: Value = serde_json::from_str(line)
-                .unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"));
-            assert_eq!(
-                message["jsonrpc"], "2.0",
-                "stdout line is not JSON-RPC: {line}"
-            );
+            let message: Value =
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"));
+            assert_eq!(message["jsonrpc"], "2.0", "stdout line is not JSON-RPC: {line}");
         }
         let logs = server.server.logs.json(); // panics on any non-JSON stderr line
-        assert!(
-            logs.iter().any(|l| l["level"] == "DEBUG"),
-            "debug logging was on"
-        );
+        assert!(logs.iter().any(|l| l["level"] == "DEBUG"), "debug logging was on");
         assert_request_lines(&server.server.logs.events("request"), "stdio");
     }
 }
@@ -117,30 +111,18 @@ async fn http_logs_every_request_as_json() {
 #[tokio::test]
 async fn pretty_logs_stay_off_stdout() {
     let upstream = FakeUpstream::start().await;
-    let mut server = StdioServer::start(
-        &upstream,
-        &[("MCP_LOG_FORMAT", "pretty"), ("MCP_LOG_LEVEL", "debug")],
-    )
-    .await;
+    let mut server = StdioServer::start(&upstream, &[("MCP_LOG_FORMAT", "pretty"), ("MCP_LOG_LEVEL", "debug")]).await;
     let client = server.connect(Generation::Stateless).await;
     busy_session(&client).await;
     client.cancel().await.unwrap();
     assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
     for line in server.stdout_lines() {
-        assert_eq!(
-            serde_json::from_str::<Value>(&line).unwrap()["jsonrpc"],
-            "2.0"
-        );
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["jsonrpc"], "2.0");
     }
     let stderr = server.server.logs.lines();
+    assert!(stderr.iter().any(|l| l.contains("handled tools/call")), "{stderr:?}");
     assert!(
-        stderr.iter().any(|l| l.contains("handled tools/call")),
-        "{stderr:?}"
-    );
-    assert!(
-        stderr
-            .iter()
-            .all(|l| serde_json::from_str::<Value>(l).is_err()),
+        stderr.iter().all(|l| serde_json::from_str::<Value>(l).is_err()),
         "pretty format is not JSON"
     );
 }

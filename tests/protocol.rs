@@ -5,10 +5,7 @@ mod support;
 
 use rmcp::{
     ServiceError,
-    model::{
-        CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams,
-        ResourceContents,
-    },
+    model::{CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams, ResourceContents},
 };
 use serde_json::{Value, json};
 use support::{Client, FakeUpstream, GENERATIONS, Generation, HttpServer, StdioServer, args};
@@ -23,10 +20,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     assert_eq!(identity.name, env!("CARGO_PKG_NAME"), "{context}");
     assert_eq!(identity.version, env!("CARGO_PKG_VERSION"), "{context}");
     assert!(
-        info.instructions
-            .as_deref()
-            .unwrap_or("")
-            .contains("get_forecast"),
+        info.instructions.as_deref().unwrap_or("").contains("get_forecast"),
         "{context}"
     );
     assert!(info.capabilities.tools.is_some(), "{context}");
@@ -41,15 +35,10 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let input = serde_json::to_value(&forecast.input_schema).unwrap();
     assert_eq!(input["required"], json!(["city"]), "{context}");
     assert_eq!(input["properties"]["days"]["maximum"], 16, "{context}");
-    let output =
-        serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
+    let output = serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
     assert!(output["properties"]["days"].is_object(), "{context}");
     assert!(
-        forecast
-            .description
-            .as_deref()
-            .unwrap()
-            .contains("forecast"),
+        forecast.description.as_deref().unwrap().contains("forecast"),
         "{context}"
     );
 
@@ -57,7 +46,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let converted = client
         .call_tool(
             CallToolRequestParams::new("convert_temperature").with_arguments(args(json!({
-                "value": 100, "from": "celsius", "to": "fahrenheit"
+                "temperature": { "value": 100, "unit": "celsius" }, "to": "fahrenheit"
             }))),
         )
         .await
@@ -73,8 +62,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let before = upstream.forecast_hits();
     let result = client
         .call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
+            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
         )
         .await
         .expect("get_forecast");
@@ -95,10 +83,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
 
     // A tool-level failure the model can act on: isError with a specific message.
     let unknown_city = client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "Atlantis" }))),
-        )
+        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Atlantis" }))))
         .await
         .expect("a tool error is a result, not a protocol error");
     assert_eq!(unknown_city.is_error, Some(true), "{context}");
@@ -122,6 +107,17 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         error.message
     );
 
+    // The privileged tool is hidden from this anonymous caller and refused if called anyway.
+    let refused = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .expect("a refusal is a result the model can read");
+    assert_eq!(refused.is_error, Some(true), "{context}");
+    assert!(
+        text(&refused.content).contains("needs the 'mcp:admin' scope"),
+        "{context}"
+    );
+
     // Resources: the fixed one, the template, a read of each, and a miss.
     let resources = client.list_all_resources().await.expect("resources/list");
     assert_eq!(
@@ -133,23 +129,12 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         .list_all_resource_templates()
         .await
         .expect("resources/templates/list");
-    assert_eq!(
-        templates[0].uri_template, "weather://codes/{code}",
-        "{context}"
-    );
+    assert_eq!(templates[0].uri_template, "weather://codes/{code}", "{context}");
     let all = read_text(client, "weather://codes").await;
     let table: Value = serde_json::from_str(&all).unwrap();
-    assert_eq!(
-        table[0],
-        json!({ "code": 0, "description": "Clear sky" }),
-        "{context}"
-    );
+    assert_eq!(table[0], json!({ "code": 0, "description": "Clear sky" }), "{context}");
     let one: Value = serde_json::from_str(&read_text(client, "weather://codes/61").await).unwrap();
-    assert_eq!(
-        one,
-        json!({ "code": 61, "description": "Slight rain" }),
-        "{context}"
-    );
+    assert_eq!(one, json!({ "code": 61, "description": "Slight rain" }), "{context}");
     let missing = client
         .read_resource(ReadResourceRequestParams::new("weather://codes/4"))
         .await
@@ -157,10 +142,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let ServiceError::McpError(missing) = missing else {
         panic!("{context}: expected a JSON-RPC error")
     };
-    assert!(
-        missing.message.contains("no such weather code"),
-        "{context}"
-    );
+    assert!(missing.message.contains("no such weather code"), "{context}");
 
     // Prompts: listed with their arguments, and rendered with them.
     let prompts = client.list_all_prompts().await.expect("prompts/list");
@@ -175,11 +157,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     arguments.sort();
     assert_eq!(
         arguments,
-        [
-            ("activity", Some(true)),
-            ("city", Some(true)),
-            ("when", Some(false))
-        ],
+        [("activity", Some(true)), ("city", Some(true)), ("when", Some(false))],
         "{context}"
     );
     let prompt = client
@@ -211,9 +189,7 @@ async fn read_text(client: &Client, uri: &str) -> String {
         .await
         .expect("resources/read");
     match &result.contents[0] {
-        ResourceContents::TextResourceContents {
-            text, mime_type, ..
-        } => {
+        ResourceContents::TextResourceContents { text, mime_type, .. } => {
             assert_eq!(mime_type.as_deref(), Some("application/json"));
             text.clone()
         }
@@ -229,13 +205,7 @@ async fn stdio_serves_every_generation() {
         let client = server.connect(generation).await;
         exercise(&client, generation, &upstream).await;
         client.cancel().await.unwrap();
-        assert_eq!(
-            server
-                .server
-                .exit_code(std::time::Duration::from_secs(10))
-                .await,
-            0
-        );
+        assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
         server.server.logs.json(); // every stderr line is JSON
     }
 }
@@ -261,19 +231,13 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
     let mut next = async || {
         let mut line = String::new();
         stdout.read_line(&mut line).await.unwrap();
-        serde_json::from_str::<Value>(&line)
-            .unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"))
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|_| panic!("stdout line is not JSON: {line:?}"))
     };
 
     stdin.write_all(b"this is not json\n").await.unwrap();
     let reply = next().await;
     assert_eq!(reply["error"]["code"], -32700);
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not valid JSON")
-    );
+    assert!(reply["error"]["message"].as_str().unwrap().contains("not valid JSON"));
 
     stdin
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":17}\n")
@@ -288,14 +252,8 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
     // Still serving: a handshake and a call go through.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
-    stdin
-        .write_all(format!("{init}\n").as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(
-        next().await["result"]["serverInfo"]["name"],
-        env!("CARGO_PKG_NAME")
-    );
+    stdin.write_all(format!("{init}\n").as_bytes()).await.unwrap();
+    assert_eq!(next().await["result"]["serverInfo"]["name"], env!("CARGO_PKG_NAME"));
     stdin
         .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
         .await
@@ -307,13 +265,7 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
     assert_eq!(next().await["result"]["tools"].as_array().unwrap().len(), 2);
 
     drop(stdin);
-    assert_eq!(
-        server
-            .server
-            .exit_code(std::time::Duration::from_secs(10))
-            .await,
-        0
-    );
+    assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
     assert_eq!(server.server.logs.events("bad_input").len(), 2);
 }
 

@@ -10,14 +10,11 @@ use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args};
 
 const SLOW: Duration = Duration::from_millis(1500);
 
-fn slow_forecast(
-    client: &Client,
-) -> impl Future<Output = Result<rmcp::model::CallToolResult, ServiceError>> + 'static {
+fn slow_forecast(client: &Client) -> impl Future<Output = Result<rmcp::model::CallToolResult, ServiceError>> + 'static {
     let peer = client.peer().clone();
     async move {
         peer.call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "Berlin", "days": 4 }))),
+            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 4 }))),
         )
         .await
     }
@@ -48,14 +45,8 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
         // Draining: not ready, new MCP requests refused with 503 + Retry-After, still alive.
         let ready = reqwest::get(server.url("/readyz")).await.unwrap();
         assert_eq!(ready.status(), 503);
-        assert_eq!(
-            ready.json::<Value>().await.unwrap(),
-            json!({ "status": "draining" })
-        );
-        assert_eq!(
-            reqwest::get(server.url("/healthz")).await.unwrap().status(),
-            200
-        );
+        assert_eq!(ready.json::<Value>().await.unwrap(), json!({ "status": "draining" }));
+        assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
         let refused = reqwest::Client::new()
             .post(server.url("/mcp"))
             .header("content-type", "application/json")
@@ -66,10 +57,7 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
             .unwrap();
         assert_eq!(refused.status(), 503);
         assert!(refused.headers().contains_key("retry-after"));
-        assert_eq!(
-            refused.json::<Value>().await.unwrap()["error"]["code"],
-            -32000
-        );
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], -32000);
 
         // The in-flight call completes with its full result.
         let result = call
@@ -77,13 +65,7 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
             .unwrap()
             .unwrap_or_else(|e| panic!("{e:?}\n{}", server.server.logs.lines().join("\n")));
         assert_eq!(result.is_error, Some(false), "{generation:?}: {result:?}");
-        assert_eq!(
-            result.structured_content.unwrap()["days"]
-                .as_array()
-                .unwrap()
-                .len(),
-            4
-        );
+        assert_eq!(result.structured_content.unwrap()["days"].as_array().unwrap().len(), 4);
 
         assert_eq!(
             server.server.exit_code(Duration::from_secs(15)).await,
@@ -133,10 +115,7 @@ async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
     upstream.wait_for_forecast_hits(1).await;
 
     server.server.terminate();
-    assert_eq!(
-        server.server.logs.wait_for("drain_started").await["in_flight"],
-        1
-    );
+    assert_eq!(server.server.logs.wait_for("drain_started").await["in_flight"], 1);
     let refused = client
         .list_all_tools()
         .await
@@ -145,13 +124,7 @@ async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 
     let result = call.await.unwrap().expect("the in-flight call completes");
     assert_eq!(result.is_error, Some(false));
-    assert_eq!(
-        result.structured_content.unwrap()["days"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(result.structured_content.unwrap()["days"].as_array().unwrap().len(), 4);
     assert_eq!(server.server.exit_code(Duration::from_secs(15)).await, 0);
     server.server.logs.json();
 }
@@ -174,10 +147,7 @@ async fn stdio_sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
         "exit took {:?}",
         signalled.elapsed()
     );
-    assert_eq!(
-        server.server.logs.events("drain_finished")[0]["cancelled"],
-        1
-    );
+    assert_eq!(server.server.logs.events("drain_finished")[0]["cancelled"], 1);
 }
 
 #[tokio::test]
@@ -187,10 +157,7 @@ async fn sigint_drains_too() {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(server.server.pid(), libc::SIGINT) }, 0);
     assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
-    assert_eq!(
-        server.server.logs.events("drain_started")[0]["reason"],
-        "SIGINT"
-    );
+    assert_eq!(server.server.logs.events("drain_started")[0]["reason"], "SIGINT");
 }
 
 #[tokio::test]

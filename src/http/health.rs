@@ -15,13 +15,7 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(shutdown): State<Shutdown>) -> (StatusCode, Json<Value>) {
     match shutdown.phase() {
         Phase::Serving => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Phase::Starting => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "starting" })),
-        ),
-        Phase::Draining => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "draining" })),
-        ),
+        Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "starting" }))),
+        Phase::Draining => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "draining" }))),
     }
 }

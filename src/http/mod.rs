@@ -1,74 +1,139 @@
 //! The Streamable HTTP transport under axum: `/mcp` for MCP, `/healthz` and `/readyz` for
-//! orchestrators. Cross-cutting HTTP concerns are layers, composed in `app` top to bottom.
+//! orchestrators, and the protected-resource metadata when authentication is on.
+//! Cross-cutting concerns are layers, composed in `app` in the order a request meets them.
 
+mod auth;
+mod body;
+mod drain;
 mod health;
-mod malformed;
+mod metadata;
+pub mod origin;
 
-use std::{
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{
-    Router,
-    body::{Body, Bytes, HttpBody},
-    extract::{Request, State},
-    http::{HeaderValue, Method, StatusCode, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-    routing::get,
-};
-use http_body::{Frame, SizeHint};
+use axum::{Router, middleware, routing::get};
+use reqwest::Url;
 use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService,
-    streamable_http_server::session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    server::{McpServer, REFUSED_WHILE_DRAINING, SHUTTING_DOWN},
-    shutdown::{self, InFlight, Shutdown},
+    auth::Verifier,
+    config::ServeConfig,
+    server::McpServer,
+    shutdown::{self, Shutdown},
 };
 
 /// How long open connections get to finish after the drain before the process exits anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// What a refused client is told to wait before retrying (another replica may answer sooner).
-const RETRY_AFTER_SECS: &str = "5";
 
-/// Builds the router: MCP behind its edge layers, health endpoints open.
-pub fn app(server: McpServer, shutdown: Shutdown, stop: CancellationToken) -> Router {
-    let config = StreamableHttpServerConfig::default()
+/// This server's MCP resource URL: the public URL with `/mcp` appended to its path.
+pub fn resource_url(public_url: &Url) -> Url {
+    let mut url = public_url.clone();
+    url.set_path(&format!("{}/mcp", public_url.path().trim_end_matches('/')));
+    url
+}
+
+/// Builds the router: MCP behind its edge layers; health endpoints and metadata open.
+pub fn app(
+    config: &ServeConfig,
+    public_url: &Url,
+    server: McpServer,
+    shutdown: Shutdown,
+    verifier: Option<Arc<Verifier>>,
+    stop: CancellationToken,
+) -> Result<Router, String> {
+    let max_body = config.http.max_body_bytes as usize;
+    let resource = resource_url(public_url);
+    let required_scopes = config.auth.required_scopes();
+    let authenticated = verifier.is_some();
+    let gate = auth::Gate::new(
+        verifier,
+        required_scopes.clone(),
+        server.guard().clone(),
+        metadata::url_for(&resource).to_string(),
+        config.http.http_rate_limit,
+    );
+    let host_origin = origin::HostOriginPolicy::new(&config.http, config.bind);
+    let mut scopes = required_scopes;
+    scopes.extend(server.guard().scopes().into_iter().map(str::to_owned));
+    let authorization_servers = match &config.auth.authorization_servers {
+        servers if !servers.is_empty() => servers.clone(),
+        _ => config
+            .auth
+            .jwt_issuer
+            .iter()
+            .filter_map(|iss| Url::parse(iss).ok())
+            .collect(),
+    };
+    let metadata = metadata::Metadata::new(&resource, &authorization_servers, &scopes);
+
+    // Host/Origin are checked by our own layer, first; rmcp's copy of that check is off.
+    let rmcp_config = StreamableHttpServerConfig::default()
         .with_json_response(true)
-        .with_max_request_body_bytes(malformed::MAX_BODY_BYTES)
+        .with_max_request_body_bytes(max_body)
+        .disable_allowed_hosts()
         .with_cancellation_token(stop);
     let mcp = StreamableHttpService::new(
         move || Ok(server.clone()),
         LocalSessionManager::default().into(),
-        config,
+        rmcp_config,
     );
+
+    // `layer` wraps what is above it: the last layer added is the first a request meets.
     let mcp = Router::new()
         .route_service("/mcp", mcp)
-        // Layers run bottom to top: the drain gate first, then body diagnosis.
-        .layer(middleware::from_fn(malformed::answer_malformed_json))
-        .layer(middleware::from_fn_with_state(shutdown.clone(), drain_gate));
-    Router::new()
+        .layer(middleware::from_fn_with_state(gate, auth::authenticate))
+        .layer(middleware::from_fn_with_state(max_body, body::limit_and_diagnose))
+        .layer(middleware::from_fn_with_state(shutdown.clone(), drain::drain_gate))
+        .layer(middleware::from_fn_with_state(
+            host_origin,
+            origin::check_host_and_origin,
+        ));
+    let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(shutdown)
-        .merge(mcp)
+        .merge(mcp);
+    if authenticated {
+        let documents = Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(metadata::protected_resource),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(metadata::protected_resource),
+            )
+            .with_state(metadata);
+        app = app.merge(documents);
+    }
+    Ok(app)
 }
 
-/// Serves HTTP on `bind` until a signal, then drains and exits.
-pub async fn run(bind: SocketAddr, server: McpServer, shutdown: Shutdown) -> Result<(), String> {
+/// Serves HTTP until a signal, then drains and exits.
+pub async fn run(
+    config: &ServeConfig,
+    server: McpServer,
+    shutdown: Shutdown,
+    verifier: Option<Arc<Verifier>>,
+) -> Result<(), String> {
+    let bind = config.bind;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} (setting: --bind, env MCP_BIND): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Without a configured public URL, the address actually bound (port 0 resolved).
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| Url::parse(&format!("http://{addr}")).expect("an address makes a URL"));
     let stop = CancellationToken::new();
+    let app = app(config, &public_url, server, shutdown.clone(), verifier, stop.clone())?;
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = axum::serve(listener, app(server, shutdown.clone(), stop.clone()))
+    let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = close_rx.await;
         });
@@ -89,67 +154,4 @@ pub async fn run(bind: SocketAddr, server: McpServer, shutdown: Shutdown) -> Res
         Err(_) => tracing::warn!("open connections did not close in time; exiting anyway"),
     }
     Ok(())
-}
-
-/// The HTTP edge of the drain: refuses every MCP request while draining (503 + Retry-After,
-/// with a JSON-RPC error body), and counts each POST in flight until its response body has
-/// been sent, so a drain waits for answers to leave, not only for handlers to return.
-async fn drain_gate(State(shutdown): State<Shutdown>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
-        // GET streams and DELETEs carry no call to wait for; refuse them once draining.
-        return if shutdown.is_draining() {
-            refused()
-        } else {
-            next.run(request).await
-        };
-    }
-    let Some(in_flight) = shutdown.track() else {
-        return refused();
-    };
-    next.run(request).await.map(|body| {
-        Body::new(CountedBody {
-            body,
-            _in_flight: in_flight,
-        })
-    })
-}
-
-fn refused() -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": { "code": SHUTTING_DOWN.0, "message": REFUSED_WHILE_DRAINING }
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECS),
-    );
-    response
-}
-
-/// A response body that keeps its request counted in flight until it is sent or dropped.
-struct CountedBody {
-    body: Body,
-    _in_flight: InFlight,
-}
-
-impl HttpBody for CountedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }

@@ -1,20 +1,40 @@
 //! `get_forecast`: a tool that calls a real upstream API and returns structured output.
 
+use std::{sync::LazyLock, time::Duration};
+
+use regex::Regex;
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
-use crate::{server::McpServer, weather};
+use crate::{
+    guard::{Rate, ToolPolicy},
+    server::McpServer,
+    weather,
+};
 
-const MAX_DAYS: u8 = 16;
+/// Any caller; 30 calls a minute each (bursts of 10), since each call costs two upstream
+/// requests; 20 s covers the upstream's own timeout plus a retry.
+pub fn policy() -> ToolPolicy {
+    ToolPolicy::new::<ForecastRequest>("get_forecast")
+        .quota(Rate::per(30, Duration::from_secs(60), 10))
+        .timeout(Duration::from_secs(20))
+}
 
-#[derive(Debug, Deserialize, JsonSchema)]
+/// Letters, spaces and the punctuation place names use; no digits or markup.
+static PLACE_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"]+$"#).expect("a valid pattern"));
+
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
 pub struct ForecastRequest {
     /// City name, e.g. "Berlin" or "São Paulo".
+    #[validate(length(min = 1, max = 100), regex(path = *PLACE_NAME))]
     pub city: String,
     /// Number of days to forecast, starting today (1 to 16).
     #[serde(default = "default_days")]
-    #[schemars(range(min = 1, max = 16))]
+    #[validate(range(min = 1, max = 16))]
     pub days: u8,
 }
 
@@ -56,18 +76,11 @@ impl McpServer {
         Parameters(request): Parameters<ForecastRequest>,
     ) -> Result<Json<Forecast>, String> {
         let city = request.city.trim();
-        if city.is_empty() {
-            return Err("city must not be empty".into());
-        }
-        if !(1..=MAX_DAYS).contains(&request.days) {
-            return Err(format!(
-                "days must be between 1 and {MAX_DAYS}, got {}",
-                request.days
-            ));
-        }
-        let place = self.weather.geocode(city).await?.ok_or_else(|| {
-            format!("no place named '{city}' was found; check the spelling or add the country")
-        })?;
+        let place = self
+            .weather
+            .geocode(city)
+            .await?
+            .ok_or_else(|| format!("no place named '{city}' was found; check the spelling or add the country"))?;
         let (timezone, days) = self.weather.daily(&place, request.days).await?;
         Ok(Json(Forecast {
             city: place.name,

@@ -1,10 +1,23 @@
 //! `convert_temperature`: a pure tool, no I/O.
 
+use std::time::Duration;
+
 use rmcp::{Json, handler::server::wrapper::Parameters, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
-use crate::server::McpServer;
+use crate::{
+    guard::{Rate, ToolPolicy},
+    server::McpServer,
+};
+
+/// Any caller; cheap, so 10 calls a second each (bursts of 20); 1 s is plenty.
+pub fn policy() -> ToolPolicy {
+    ToolPolicy::new::<ConvertRequest>("convert_temperature")
+        .quota(Rate::per(10, Duration::from_secs(1), 20))
+        .timeout(Duration::from_secs(1))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -32,14 +45,22 @@ impl TemperatureUnit {
     }
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertRequest {
     /// The temperature to convert.
-    pub value: f64,
-    /// Unit of `value`.
-    pub from: TemperatureUnit,
+    #[validate(nested)]
+    pub temperature: Temperature,
     /// Unit to convert to.
     pub to: TemperatureUnit,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Temperature {
+    #[validate(range(min = -1_000_000.0, max = 1_000_000.0))]
+    pub value: f64,
+    pub unit: TemperatureUnit,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -56,13 +77,10 @@ impl McpServer {
         &self,
         Parameters(request): Parameters<ConvertRequest>,
     ) -> Result<Json<Converted>, String> {
-        let kelvin = request.from.to_kelvin(request.value);
-        if !kelvin.is_finite() || kelvin < 0.0 {
-            return Err(format!(
-                "{} {:?} is below absolute zero",
-                request.value, request.from
-            )
-            .to_lowercase());
+        let Temperature { value, unit } = request.temperature;
+        let kelvin = unit.to_kelvin(value);
+        if kelvin < 0.0 {
+            return Err(format!("{value} {unit:?} is below absolute zero").to_lowercase());
         }
         // Round to 1/100 of a degree so 100 °C reads 212, not 212.00000000000003.
         let value = (request.to.in_unit_from_kelvin(kelvin) * 100.0).round() / 100.0;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod jwt;
 pub mod upstream;
 
 use std::{
@@ -19,7 +20,7 @@ use rmcp::{
     ClientLifecycleMode, ClientServiceExt, RoleClient,
     model::{ClientConfig, Implementation, ProtocolVersion},
     service::RunningService,
-    transport::StreamableHttpClientTransport,
+    transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig},
 };
 use serde_json::Value;
 use tokio::{
@@ -88,7 +89,7 @@ impl Generation {
 
 /// Everything a server process wrote to stderr, line by line, shared with a reader task.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<String>>>);
+pub struct Logs(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Logs {
     pub fn lines(&self) -> Vec<String> {
@@ -108,10 +109,18 @@ impl Logs {
 
     /// Log records whose `event` field equals `event`.
     pub fn events(&self, event: &str) -> Vec<Value> {
-        self.json()
-            .into_iter()
-            .filter(|v| v["event"] == event)
-            .collect()
+        self.json().into_iter().filter(|v| v["event"] == event).collect()
+    }
+
+    /// Waits until stderr has been read to its end (the process closed it).
+    pub async fn wait_closed(&self) {
+        for _ in 0..500 {
+            if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("stderr was not closed");
     }
 
     /// Waits until a record with `event` appears.
@@ -134,12 +143,13 @@ impl Logs {
     }
 
     fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) {
-        let lines = self.0.clone();
+        let (lines, closed) = (self.0.clone(), self.1.clone());
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 lines.lock().unwrap().push(line);
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
     }
 }
@@ -188,9 +198,8 @@ impl Server {
                 )
             })
             .expect("waiting for the server");
-        status
-            .code()
-            .expect("server exited by a signal, not by itself")
+        self.logs.wait_closed().await; // so assertions on logs see every line
+        status.code().expect("server exited by a signal, not by itself")
     }
 }
 
@@ -229,6 +238,44 @@ impl HttpServer {
         generation
             .connect(StreamableHttpClientTransport::from_uri(self.url("/mcp")))
             .await
+    }
+
+    /// Connects with `Authorization: Bearer <token>` on every request.
+    pub async fn connect_as(&self, generation: Generation, token: &str) -> Client {
+        let config = StreamableHttpClientTransportConfig::with_uri(self.url("/mcp")).auth_header(token);
+        generation
+            .connect(StreamableHttpClientTransport::from_config(config))
+            .await
+    }
+
+    /// One stateless (2026-07-28) JSON-RPC request, by hand, for tests that look at the
+    /// HTTP status and headers or need many distinct callers fast.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        token: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> reqwest::Response {
+        let mut params = params;
+        params["_meta"] = serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" },
+            "io.modelcontextprotocol/clientCapabilities": {}
+        });
+        let mut request = http
+            .post(self.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = params.get("name").and_then(Value::as_str) {
+            request = request.header("mcp-name", name);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        request.json(&body).send().await.expect("POST /mcp")
     }
 }
 
@@ -298,11 +345,7 @@ pub struct Tee<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Tee<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let new = buf.filled()[before..].to_vec();
@@ -314,4 +357,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tee<R> {
 /// Arguments as the JSON object rmcp's request types take.
 pub fn args(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().expect("arguments are an object").clone()
+}
+
+/// The text of a tool result's content.
+pub fn text(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .collect()
 }

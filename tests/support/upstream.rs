@@ -69,18 +69,12 @@ impl FakeUpstream {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!(
-            "forecast endpoint saw {} hits, expected {n}",
-            self.forecast_hits()
-        );
+        panic!("forecast endpoint saw {} hits, expected {n}", self.forecast_hits());
     }
 }
 
 /// Knows one city; any other name has no match, like the real API (no `results` key).
-async fn search(
-    State(c): State<Arc<Counters>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Json<Value> {
+async fn search(State(c): State<Arc<Counters>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     c.search.fetch_add(1, Ordering::SeqCst);
     if q.get("name").map(String::as_str) == Some("Berlin") {
         Json(json!({
@@ -96,19 +90,13 @@ async fn search(
 }
 
 /// Answers `forecast_days` days of fixed, recognisable weather.
-async fn forecast(
-    State(c): State<Arc<Counters>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Json<Value> {
+async fn forecast(State(c): State<Arc<Counters>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     c.forecast.fetch_add(1, Ordering::SeqCst);
     let delay = c.forecast_delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let days: usize = q
-        .get("forecast_days")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(7);
+    let days: usize = q.get("forecast_days").and_then(|d| d.parse().ok()).unwrap_or(7);
     Json(json!({
         "latitude": q.get("latitude").and_then(|v| v.parse::<f64>().ok()),
         "longitude": q.get("longitude").and_then(|v| v.parse::<f64>().ok()),

@@ -1,4 +1,5 @@
-//! Turns a malformed POST body into a JSON-RPC error a client can read.
+//! Request bodies at the edge: a size limit (413), and JSON-RPC errors a client can read for
+//! bodies that are not valid messages.
 //!
 //! rmcp answers a body it cannot decode with `415` and a plain-text message. JSON-RPC asks
 //! for Parse error (-32700) when the body is not JSON and Invalid Request (-32600) when it is
@@ -7,33 +8,42 @@
 
 use axum::{
     body::{Body, Bytes},
-    extract::Request,
-    http::{Method, StatusCode},
+    extract::{Request, State},
+    http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use rmcp::model::ClientJsonRpcMessage;
 use serde_json::{Value, json};
 
-/// Largest accepted request body (the same as rmcp's own limit).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The buffered body of a POST, for layers further in that need to look at it.
+#[derive(Clone)]
+pub struct RawBody(pub Bytes);
 
-pub async fn answer_malformed_json(request: Request, next: Next) -> Response {
+pub async fn limit_and_diagnose(State(max_bytes): State<usize>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        let message = format!("request body exceeds {MAX_BODY_BYTES} bytes");
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let (mut parts, body) = request.into_parts();
+    let bytes = match declared {
+        Some(length) if length > max_bytes => None,
+        _ => axum::body::to_bytes(body, max_bytes).await.ok(),
+    };
+    let Some(bytes) = bytes else {
+        tracing::warn!(event = "bad_input", max_bytes, "request body too large");
+        let message = format!("request body exceeds {max_bytes} bytes");
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             axum::Json(error(Value::Null, -32600, &message)),
         )
             .into_response();
     };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes.clone())))
-        .await;
+    parts.extensions.insert(RawBody(bytes.clone()));
+    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
     if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return response;
     }

@@ -1,0 +1,40 @@
+//! Authentication: turns a bearer token into a [`Principal`], with static tokens or JWTs.
+//! The HTTP edge (`http::auth`) and stdio startup both use the same [`Verifier`].
+
+mod jwt;
+mod principal;
+mod static_tokens;
+
+pub use jwt::{JwtSettings, JwtVerifier};
+pub use principal::{Principal, split_scopes};
+pub use static_tokens::StaticTokens;
+
+pub enum Verifier {
+    Static(StaticTokens),
+    Jwt(Box<JwtVerifier>),
+}
+
+#[derive(Debug)]
+pub enum AuthError {
+    /// The token is wrong: unknown, expired, for another audience... (HTTP 401).
+    InvalidToken(String),
+    /// The token cannot be checked right now, e.g. the JWKS is unreachable (HTTP 503).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidToken(reason) | Self::Unavailable(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl Verifier {
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        match self {
+            Self::Static(tokens) => tokens.verify(token),
+            Self::Jwt(jwt) => jwt.verify(token).await,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Per-tool rate limits with `governor`, keyed by principal: one keyed limiter per tool, so
+//! two tools never share a bucket and neither do two callers. Idle keys are evicted on a
+//! timer, so memory stays bounded however many callers come and go.
+
+use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+
+use super::policy::Rate;
+
+pub struct RateLimits {
+    by_tool: HashMap<&'static str, DefaultKeyedRateLimiter<String>>,
+}
+
+impl RateLimits {
+    pub fn new(quotas: impl IntoIterator<Item = (&'static str, Rate)>) -> Self {
+        let by_tool = quotas
+            .into_iter()
+            .map(|(tool, rate)| {
+                let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
+                let quota = Quota::with_period(rate.per)
+                    .expect("a non-zero period")
+                    .allow_burst(burst);
+                (tool, DefaultKeyedRateLimiter::keyed(quota))
+            })
+            .collect();
+        Self { by_tool }
+    }
+
+    /// Takes one call from `key`'s bucket for `tool`, or says how long until one is free.
+    pub fn check(&self, tool: &str, key: &str) -> Result<(), Duration> {
+        let Some(limiter) = self.by_tool.get(tool) else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+    }
+
+    /// Buckets currently held in memory, across tools.
+    pub fn live_keys(&self) -> usize {
+        self.by_tool.values().map(|l| l.len()).sum()
+    }
+
+    /// Forgets buckets that are full again (their callers have been idle long enough).
+    pub fn evict_idle(&self) {
+        for limiter in self.by_tool.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Evicts idle buckets every `every`, logging how many remain.
+    pub fn spawn_eviction(self: &Arc<Self>, every: Duration) {
+        let limits = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limits) = limits.upgrade() else { return };
+                let before = limits.live_keys();
+                limits.evict_idle();
+                tracing::debug!(
+                    event = "rate_limit_eviction",
+                    before,
+                    live_keys = limits.live_keys(),
+                    "evicted idle rate-limit buckets"
+                );
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_per_tool_and_per_key() {
+        let limits = RateLimits::new([
+            (
+                "a",
+                Rate {
+                    per: Duration::from_secs(60),
+                    burst: 1,
+                },
+            ),
+            (
+                "b",
+                Rate {
+                    per: Duration::from_secs(60),
+                    burst: 1,
+                },
+            ),
+        ]);
+        assert!(limits.check("a", "alice").is_ok());
+        let wait = limits.check("a", "alice").unwrap_err();
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
+        assert!(limits.check("a", "bob").is_ok());
+        assert!(limits.check("b", "alice").is_ok());
+        assert_eq!(limits.live_keys(), 3);
+    }
+}

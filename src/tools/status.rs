@@ -1,0 +1,38 @@
+//! `server_status`: a privileged tool for operators, hidden from callers without its scope.
+
+use std::time::Duration;
+
+use rmcp::{Json, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::NoArguments;
+use crate::{guard::ToolPolicy, server::McpServer};
+
+/// The scope an operator's token needs.
+pub const ADMIN_SCOPE: &str = "mcp:admin";
+
+pub fn policy() -> ToolPolicy {
+    ToolPolicy::new::<NoArguments>("server_status")
+        .scope(ADMIN_SCOPE)
+        .timeout(Duration::from_secs(1))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Status {
+    pub version: String,
+    pub uptime_s: u64,
+    /// Requests being handled right now, this one included.
+    pub in_flight: usize,
+    /// Rate-limit buckets held in memory (one per active caller and tool).
+    pub rate_limit_buckets: usize,
+}
+
+#[tool_router(router = status_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Operational status of this server process: version, uptime, load and rate-limit state.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    pub async fn server_status(&self) -> Json<Status> {
+        Json(self.status())
+    }
+}

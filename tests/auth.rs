@@ -1,0 +1,547 @@
+//! Who may call, and from where, over the real protocol: static tokens and JWTs at the HTTP
+//! edge with the challenges the MCP authorization spec asks for, protected-resource metadata,
+//! per-tool scopes over HTTP and stdio, DNS-rebinding protection and the body limit.
+//! No token may ever reach a log line.
+
+mod support;
+
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+use support::{
+    FakeUpstream, Generation, HttpServer, StdioServer,
+    jwt::{self, Jwks, SigningKey},
+    text,
+};
+
+const ALICE: &str = "alice-token-0123456789"; // mcp:tools mcp:admin
+const BOB: &str = "bob-token-0123456789ab"; // mcp:tools
+const CAROL: &str = "carol-token-0123456789"; // no scopes
+const WRONG: &str = "wrong-token-0123456789";
+
+fn static_env() -> Vec<(&'static str, String)> {
+    let tokens = format!("{ALICE} alice mcp:tools mcp:admin; {BOB} bob mcp:tools\n{CAROL} carol");
+    vec![
+        ("MCP_AUTH", "static".into()),
+        ("MCP_AUTH_TOKENS", tokens),
+        ("MCP_REQUIRED_SCOPES", "mcp:tools".into()),
+    ]
+}
+
+async fn start(upstream: &FakeUpstream, env: &[(&'static str, String)]) -> HttpServer {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    HttpServer::start(upstream, &env).await
+}
+
+fn www_authenticate(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("www-authenticate")
+        .expect("a WWW-Authenticate challenge")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts no secret appears anywhere in a server's stderr.
+fn assert_no_secret_logged(server: &HttpServer, secrets: &[&str]) {
+    let logs = server.server.logs.lines().join("\n");
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a token reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn static_tokens_get_the_challenges_the_spec_asks_for() {
+    let upstream = FakeUpstream::start().await;
+    let server = start(&upstream, &static_env()).await;
+    let http = reqwest::Client::new();
+    let metadata_url = server.url("/.well-known/oauth-protected-resource/mcp");
+
+    // No token: 401 with the metadata URL and the scope needed, and no error code.
+    let response = server.post(&http, None, "tools/list", json!({})).await;
+    assert_eq!(response.status(), 401);
+    let challenge = www_authenticate(&response);
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"mcp:tools\"")
+    );
+
+    // A wrong token: 401 invalid_token.
+    let response = server.post(&http, Some(WRONG), "tools/list", json!({})).await;
+    assert_eq!(response.status(), 401);
+    let challenge = www_authenticate(&response);
+    assert!(
+        challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // A malformed Authorization header is no token at all.
+    let response = http
+        .post(server.url("/mcp"))
+        .header("authorization", "Basic YWxpY2U6cHc=")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // Tokens in the query string are refused even when valid.
+    let response = http
+        .post(format!("{}?access_token={ALICE}", server.url("/mcp")))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(www_authenticate(&response).contains("error=\"invalid_request\""));
+
+    // A valid token without the required scope: 403 insufficient_scope naming it.
+    let response = server.post(&http, Some(CAROL), "tools/list", json!({})).await;
+    assert_eq!(response.status(), 403);
+    let challenge = www_authenticate(&response);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp:tools\""),
+        "{challenge}"
+    );
+
+    // Bob may list tools, but calling the privileged one needs its scope: 403 naming it.
+    let response = server.post(&http, Some(BOB), "tools/list", json!({})).await;
+    assert_eq!(response.status(), 200);
+    let response = server
+        .post(
+            &http,
+            Some(BOB),
+            "tools/call",
+            json!({ "name": "server_status", "arguments": {} }),
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    let challenge = www_authenticate(&response);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp:tools mcp:admin\""),
+        "{challenge}"
+    );
+
+    let failures = server.server.logs.events("auth_failed");
+    assert_eq!(failures.len(), 1, "one refused token: {failures:?}");
+    assert_no_secret_logged(&server, &[ALICE, BOB, CAROL, WRONG]);
+}
+
+#[tokio::test]
+async fn the_privileged_tool_is_hidden_and_refused_without_its_scope_and_allowed_with_it() {
+    let upstream = FakeUpstream::start().await;
+    let server = start(&upstream, &static_env()).await;
+    for generation in [Generation::Stateless, Generation::Handshake20251125] {
+        let bob = server.connect_as(generation, BOB).await;
+        let names: Vec<_> = bob
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["convert_temperature", "get_forecast"], "{generation:?}");
+        let refused = bob.call_tool(CallToolRequestParams::new("server_status")).await;
+        assert!(refused.is_err(), "{generation:?}: bob may not call server_status");
+        bob.cancel().await.unwrap();
+
+        let alice = server.connect_as(generation, ALICE).await;
+        let names: Vec<_> = alice
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["convert_temperature", "get_forecast", "server_status"],
+            "{generation:?}"
+        );
+        let status = alice
+            .call_tool(CallToolRequestParams::new("server_status"))
+            .await
+            .unwrap();
+        assert_eq!(status.is_error, Some(false));
+        assert_eq!(status.structured_content.unwrap()["version"], env!("CARGO_PKG_VERSION"));
+        alice.cancel().await.unwrap();
+    }
+    let calls = server.server.logs.events("request");
+    let status_call = calls
+        .iter()
+        .find(|l| l["name"] == "server_status" && l["outcome"] == "ok")
+        .expect("a logged call");
+    assert_eq!(status_call["subject"], "alice", "the log names the subject");
+    assert!(calls.iter().any(|l| l["subject"] == "bob"));
+    assert_no_secret_logged(&server, &[ALICE, BOB]);
+}
+
+#[tokio::test]
+async fn stdio_takes_its_principal_from_the_environment() {
+    let upstream = FakeUpstream::start().await;
+    let env = static_env();
+    let base: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut anonymous = StdioServer::start(&upstream, &base).await;
+    let client = anonymous.connect(Generation::Stateless).await;
+    let names: Vec<_> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["convert_temperature", "get_forecast"]);
+    let refused = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text(&refused).contains("needs the 'mcp:admin' scope"),
+        "{}",
+        text(&refused)
+    );
+    client.cancel().await.unwrap();
+    let denied = anonymous
+        .server
+        .logs
+        .events("request")
+        .into_iter()
+        .find(|l| l["name"] == "server_status")
+        .unwrap();
+    assert_eq!(
+        (denied["decision"].as_str(), denied["subject"].as_str()),
+        (Some("denied"), Some("anonymous"))
+    );
+
+    let mut with_token = base.clone();
+    with_token.push(("MCP_AUTH_TOKEN", ALICE));
+    let mut alice = StdioServer::start(&upstream, &with_token).await;
+    let client = alice.connect(Generation::Handshake20251125).await;
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 3);
+    let status = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .unwrap();
+    assert_eq!(status.is_error, Some(false));
+    client.cancel().await.unwrap();
+    assert!(
+        alice
+            .server
+            .logs
+            .events("request")
+            .iter()
+            .any(|l| l["subject"] == "alice")
+    );
+    assert!(
+        !alice.server.logs.lines().join("\n").contains(ALICE),
+        "a token reached the logs"
+    );
+
+    let mut wrong = base.clone();
+    wrong.push(("MCP_AUTH_TOKEN", WRONG));
+    let mut refused = StdioServer::start(&upstream, &wrong).await;
+    assert_eq!(refused.server.exit_code(std::time::Duration::from_secs(10)).await, 2);
+    let stderr = refused.server.logs.lines().join("\n");
+    assert!(
+        stderr.contains("MCP_AUTH_TOKEN") && stderr.contains("unknown token") && !stderr.contains(WRONG),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_is_served_at_both_well_known_paths() {
+    let upstream = FakeUpstream::start().await;
+    let mut env = static_env();
+    env.push(("MCP_PUBLIC_URL", "https://mcp.example.com".into()));
+    env.push(("MCP_AUTHORIZATION_SERVERS", "https://login.example.com".into()));
+    let server = start(&upstream, &env).await;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let document: Value = response.json().await.unwrap();
+        assert_eq!(document["resource"], "https://mcp.example.com/mcp", "{path}");
+        assert_eq!(document["authorization_servers"], json!(["https://login.example.com"]));
+        assert_eq!(document["scopes_supported"], json!(["mcp:tools", "mcp:admin"]));
+        assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+    }
+    let response = server
+        .post(&reqwest::Client::new(), None, "tools/list", json!({}))
+        .await;
+    assert!(
+        www_authenticate(&response)
+            .contains(r#"resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#)
+    );
+}
+
+#[tokio::test]
+async fn evil_host_and_origin_are_refused_and_oversized_bodies_get_413() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[("MCP_MAX_BODY_BYTES", "2048")]).await;
+    let http = reqwest::Client::new();
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let send = |host: Option<&str>, origin: Option<&str>, body: String| {
+        let mut request = http
+            .post(server.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.body(body).send()
+    };
+    let evil_host = send(Some("evil.example.com"), None, ping.into()).await.unwrap();
+    assert_eq!(evil_host.status(), 403);
+    assert_eq!(evil_host.json::<Value>().await.unwrap()["error"], "host_not_allowed");
+    let evil_origin = send(None, Some("https://evil.example.com"), ping.into()).await.unwrap();
+    assert_eq!(evil_origin.status(), 403);
+    assert_eq!(
+        evil_origin.json::<Value>().await.unwrap()["error"],
+        "origin_not_allowed"
+    );
+    let local_origin = send(None, Some("http://localhost:6274"), ping.into()).await.unwrap();
+    assert_ne!(
+        local_origin.status(),
+        403,
+        "a loopback origin is fine on a loopback server"
+    );
+
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    assert_eq!(send(None, None, huge).await.unwrap().status(), 413);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200,
+        "health is open and unaffected"
+    );
+    let client = server.connect(Generation::Stateless).await;
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 2, "still serving");
+}
+
+const PUBLIC_URL: &str = "http://mcp.test";
+const AUDIENCE: &str = "http://mcp.test/mcp";
+
+async fn jwt_server(upstream: &FakeUpstream, jwks: &Jwks) -> HttpServer {
+    HttpServer::start(
+        upstream,
+        &[
+            ("MCP_AUTH", "jwt"),
+            ("MCP_JWT_JWKS_URL", &jwks.url()),
+            ("MCP_JWT_ISSUER", jwt::ISSUER),
+            ("MCP_JWT_ALGORITHMS", "ES256"),
+            ("MCP_JWT_LEEWAY", "5"),
+            ("MCP_JWKS_REFETCH_COOLDOWN", "0"),
+            ("MCP_PUBLIC_URL", PUBLIC_URL),
+            ("MCP_REQUIRED_SCOPES", "mcp:tools"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn jwts_are_checked_for_signature_algorithm_issuer_audience_and_time() {
+    let upstream = FakeUpstream::start().await;
+    let jwks = Jwks::start().await;
+    let key = SigningKey::generate("key-1");
+    jwks.publish(&key);
+    let server = jwt_server(&upstream, &jwks).await;
+    let http = reqwest::Client::new();
+    let now = jwt::now();
+    let good = jwt::claims("dana", "mcp:tools", AUDIENCE);
+    let with = |changes: Value| {
+        let mut claims = good.clone();
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(changes.as_object().unwrap().clone());
+        claims
+    };
+
+    let valid = key.mint(good.clone());
+    let response = server.post(&http, Some(&valid), "tools/list", json!({})).await;
+    assert_eq!(response.status(), 200);
+
+    let other_key = SigningKey::generate("key-1"); // same kid, different key: a forgery
+    let refused = [
+        ("expired", key.mint(with(json!({ "exp": now - 60 }))), "token expired"),
+        (
+            "not yet valid",
+            key.mint(with(json!({ "nbf": now + 120 }))),
+            "not yet valid",
+        ),
+        (
+            "wrong issuer",
+            key.mint(with(json!({ "iss": "https://evil.test" }))),
+            "issuer",
+        ),
+        (
+            "wrong audience",
+            key.mint(with(json!({ "aud": "https://other.test/mcp" }))),
+            "audience",
+        ),
+        ("no audience", key.mint(with(json!({ "aud": null }))), "token"),
+        ("alg none", jwt::unsigned(&good), "malformed token"),
+        ("HS256 against a JWKS", jwt::hs256(&good), "not accepted"),
+        ("forged signature", other_key.mint(good.clone()), "signature"),
+        ("garbage", "not.a.jwt".to_owned(), "malformed token"),
+    ];
+    for (case, token, reason) in &refused {
+        let response = server.post(&http, Some(token), "tools/list", json!({})).await;
+        assert_eq!(response.status(), 401, "{case}");
+        let challenge = www_authenticate(&response);
+        assert!(
+            challenge.contains("error=\"invalid_token\"") && challenge.contains(reason),
+            "{case}: {challenge}"
+        );
+        assert!(
+            challenge.contains(&format!(
+                "resource_metadata=\"{PUBLIC_URL}/.well-known/oauth-protected-resource/mcp\""
+            )),
+            "{case}"
+        );
+    }
+
+    // Missing scope: 403; scopes read from `scp` too.
+    let no_scope = key.mint(with(json!({ "scope": "" })));
+    assert_eq!(
+        server
+            .post(&http, Some(&no_scope), "tools/list", json!({}))
+            .await
+            .status(),
+        403
+    );
+    let admin = key.mint(with(
+        json!({ "sub": "erin", "scope": null, "scp": ["mcp:tools", "mcp:admin"] }),
+    ));
+    let client = server.connect_as(Generation::Stateless, &admin).await;
+    let status = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .unwrap();
+    assert_eq!(status.is_error, Some(false));
+    client.cancel().await.unwrap();
+    assert!(
+        server
+            .server
+            .logs
+            .events("request")
+            .iter()
+            .any(|l| l["subject"] == "erin" && l["name"] == "server_status")
+    );
+
+    let mut secrets: Vec<&str> = refused.iter().map(|(_, t, _)| t.as_str()).collect();
+    secrets.extend([valid.as_str(), admin.as_str(), no_scope.as_str()]);
+    assert_no_secret_logged(&server, &secrets);
+}
+
+#[tokio::test]
+async fn an_unknown_key_id_refetches_the_jwks() {
+    let upstream = FakeUpstream::start().await;
+    let jwks = Jwks::start().await;
+    let first = SigningKey::generate("first");
+    jwks.publish(&first);
+    let server = jwt_server(&upstream, &jwks).await;
+    let http = reqwest::Client::new();
+    let token = first.mint(jwt::claims("dana", "mcp:tools", AUDIENCE));
+    assert_eq!(
+        server.post(&http, Some(&token), "tools/list", json!({})).await.status(),
+        200
+    );
+    assert_eq!(
+        server.post(&http, Some(&token), "tools/list", json!({})).await.status(),
+        200
+    );
+    assert_eq!(jwks.fetches(), 1, "keys are cached");
+
+    // The provider rotates in a new key; a token signed with it makes the server refetch.
+    let second = SigningKey::generate("second");
+    jwks.publish(&second);
+    let rotated = second.mint(jwt::claims("dana", "mcp:tools", AUDIENCE));
+    assert_eq!(
+        server
+            .post(&http, Some(&rotated), "tools/list", json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(jwks.fetches(), 2);
+
+    // A kid nobody published: refetched once more, then refused.
+    let stranger = SigningKey::generate("stranger").mint(jwt::claims("dana", "mcp:tools", AUDIENCE));
+    let response = server.post(&http, Some(&stranger), "tools/list", json!({})).await;
+    assert_eq!(response.status(), 401);
+    assert!(www_authenticate(&response).contains("unknown key id"));
+    assert_eq!(jwks.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_configured_public_key_verifies_jwts_without_a_jwks() {
+    let upstream = FakeUpstream::start().await;
+    let key = SigningKey::generate("pem");
+    let dir = std::env::temp_dir().join(format!("mcp-auth-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("public.pem");
+    std::fs::write(&pem, key.public_pem()).unwrap();
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_AUTH", "jwt"),
+            ("MCP_JWT_PUBLIC_KEY_FILE", pem.to_str().unwrap()),
+            ("MCP_JWT_ISSUER", jwt::ISSUER),
+            ("MCP_JWT_ALGORITHMS", "ES256"),
+            ("MCP_PUBLIC_URL", PUBLIC_URL),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let token = key.mint(jwt::claims("dana", "", AUDIENCE));
+    assert_eq!(
+        server.post(&http, Some(&token), "tools/list", json!({})).await.status(),
+        200
+    );
+    let forged = SigningKey::generate("pem").mint(jwt::claims("dana", "", AUDIENCE));
+    assert_eq!(
+        server
+            .post(&http, Some(&forged), "tools/list", json!({}))
+            .await
+            .status(),
+        401
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_non_loopback_bind_starts_once_auth_hosts_and_public_url_are_set() {
+    let upstream = FakeUpstream::start().await;
+    let mut env = static_env();
+    env.extend([
+        ("MCP_BIND", "0.0.0.0:0".into()),
+        ("MCP_ALLOWED_HOSTS", "mcp.example.com,127.0.0.1".into()),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com".into()),
+    ]);
+    let mut server = start(&upstream, &env).await;
+    let port = server.addr.port();
+    server.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let bob = server.connect_as(Generation::Stateless, BOB).await;
+    assert_eq!(bob.list_all_tools().await.unwrap().len(), 2);
+    let http = reqwest::Client::new();
+    let response = http
+        .post(server.url("/mcp"))
+        .header("host", "localhost")
+        .bearer_auth(BOB)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "off loopback, only the listed hosts are served");
+}

@@ -1,0 +1,410 @@
+//! The guard chain over the real protocol: per-tool rate limits keyed by principal × tool,
+//! validation the model can act on (and sees in the schema), per-tool timeouts, the HTTP
+//! per-caller limit, and one log line per call carrying the decision.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
+use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+const ADMIN: &str = "admin-token-0123456789";
+const TOKENS: &str = "alice-token-0123456789 alice; bob-token-0123456789ab bob; admin-token-0123456789 ops mcp:admin";
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+async fn convert(client: &Client) -> CallToolResult {
+    call(
+        client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 0, "unit": "celsius" }, "to": "kelvin" }),
+    )
+    .await
+}
+
+fn retry_after_ms(result: &CallToolResult) -> u64 {
+    let meta = result.meta.as_ref().expect("a rate-limited result carries _meta");
+    meta.0["retryAfterMs"].as_u64().expect("retryAfterMs is a number")
+}
+
+#[tokio::test]
+async fn a_tool_burst_is_enforced_and_the_retry_hint_is_right() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = StdioServer::start(&upstream, &[("MCP_RATE_LIMITS", "convert_temperature=2/s:2")]).await;
+    let client = server.connect(Generation::Stateless).await;
+    for _ in 0..2 {
+        assert_eq!(convert(&client).await.is_error, Some(false));
+    }
+    let limited = convert(&client).await;
+    assert_eq!(limited.is_error, Some(true));
+    let message = text(&limited);
+    assert!(
+        message.contains("'convert_temperature' is rate limited") && message.contains("retry after"),
+        "{message}"
+    );
+    let wait = retry_after_ms(&limited);
+    assert!((1..=500).contains(&wait), "retry hint {wait} ms for a 2/s quota");
+    assert!(
+        message.contains(&format!("{wait} ms")),
+        "the text and _meta agree: {message}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert_eq!(
+        convert(&client).await.is_error,
+        Some(false),
+        "after the hinted wait the call passes"
+    );
+
+    client.cancel().await.unwrap();
+    let calls = server.server.logs.events("request");
+    let decisions: Vec<_> = calls
+        .iter()
+        .filter(|l| l["name"] == "convert_temperature")
+        .map(|l| l["decision"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(decisions, ["allowed", "allowed", "rate_limited", "allowed"]);
+}
+
+#[tokio::test]
+async fn buckets_are_per_principal_and_per_tool_and_quotas_can_be_overridden() {
+    let upstream = FakeUpstream::start().await;
+    let limited = [
+        ("MCP_AUTH", "static"),
+        ("MCP_AUTH_TOKENS", TOKENS),
+        ("MCP_RATE_LIMITS", "convert_temperature=1/m:1,get_forecast=1/m:1"),
+    ];
+    let server = HttpServer::start(&upstream, &limited).await;
+    let alice = server.connect_as(Generation::Stateless, ALICE).await;
+    let bob = server.connect_as(Generation::Handshake20251125, BOB).await;
+
+    assert_eq!(convert(&alice).await.is_error, Some(false));
+    let second = convert(&alice).await;
+    assert_eq!(second.is_error, Some(true), "alice's bucket of 1 is empty");
+    assert!(retry_after_ms(&second) > 50_000, "a 1/m quota hints most of a minute");
+    assert_eq!(convert(&bob).await.is_error, Some(false), "bob has his own bucket");
+    let forecast = call(&alice, "get_forecast", json!({ "city": "Berlin" })).await;
+    assert_eq!(
+        forecast.is_error,
+        Some(false),
+        "get_forecast has its own bucket: {}",
+        text(&forecast)
+    );
+
+    // The declared quota (bursts of 20) is larger than the override: without it, no limit shows.
+    let declared = HttpServer::start(&upstream, &limited[..2]).await;
+    let alice = declared.connect_as(Generation::Stateless, ALICE).await;
+    for _ in 0..5 {
+        assert_eq!(convert(&alice).await.is_error, Some(false));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rate_limit_buckets_are_evicted_so_memory_stays_bounded() {
+    const CALLERS: usize = 2000;
+    let upstream = FakeUpstream::start().await;
+    let tokens: Vec<String> = (0..CALLERS).map(|i| format!("caller-token-{i:08}")).collect();
+    let entries: String = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{t} caller{i};"))
+        .collect::<String>()
+        + TOKENS;
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_AUTH", "static"),
+            ("MCP_AUTH_TOKENS", &entries),
+            // A bucket stays in memory until it refills (5 s here); the sweep runs every second.
+            ("MCP_RATE_LIMITS", "convert_temperature=12/m:1"),
+            ("MCP_RATE_LIMIT_EVICTION", "1"),
+        ],
+    )
+    .await;
+    let server = std::sync::Arc::new(server);
+    let mut callers = tokio::task::JoinSet::new();
+    for chunk in tokens.chunks(CALLERS / 16) {
+        let (server, chunk) = (server.clone(), chunk.to_vec());
+        callers.spawn(async move {
+            let http = reqwest::Client::new();
+            let arguments = json!({ "name": "convert_temperature", "arguments": { "temperature": { "value": 1, "unit": "kelvin" }, "to": "celsius" } });
+            for token in &chunk {
+                let response = server.post(&http, Some(token), "tools/call", arguments.clone()).await;
+                assert_eq!(response.status(), 200);
+                assert_eq!(response.json::<Value>().await.unwrap()["result"]["isError"], false, "each caller has a bucket of its own");
+            }
+        });
+    }
+    callers.join_all().await;
+
+    let admin = server.connect_as(Generation::Stateless, ADMIN).await;
+    let buckets = async || {
+        let result = call(&admin, "server_status", json!({})).await;
+        let message = text(&result);
+        result
+            .structured_content
+            .unwrap_or_else(|| panic!("status is structured: {message}"))["rate_limit_buckets"]
+            .as_u64()
+            .unwrap()
+    };
+    let live = buckets().await;
+    assert!(live >= CALLERS as u64 / 2, "one bucket per recent caller: {live}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let live = buckets().await;
+        eprintln!("live buckets: {live}");
+        if live <= 2 {
+            break; // only the admin's own server_status bucket may remain
+        }
+        assert!(Instant::now() < deadline, "idle buckets were not evicted: {live} live");
+    }
+}
+
+/// A call with these arguments is refused before the tool runs, naming each listed rule.
+async fn refused(client: &Client, tool: &str, arguments: Value, expected: &[&str]) {
+    let result = call(client, tool, arguments.clone()).await;
+    assert_eq!(result.is_error, Some(true), "{tool} {arguments}");
+    let message = text(&result);
+    assert!(
+        message.starts_with(&format!("invalid arguments for '{tool}'")),
+        "{message}"
+    );
+    for part in expected {
+        assert!(
+            message.contains(part),
+            "{tool} {arguments}: '{part}' missing from: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = StdioServer::start(
+        &upstream,
+        &[(
+            "MCP_RATE_LIMITS",
+            "get_forecast=100/s:100,convert_temperature=100/s:100",
+        )],
+    )
+    .await;
+    let client = server.connect(Generation::Handshake20250618).await;
+
+    // get_forecast: city length and pattern, days range, no unknown fields, types.
+    for ok in [
+        json!({ "city": "Berlin", "days": 1 }),
+        json!({ "city": "Berlin", "days": 16 }),
+        json!({ "city": "Berlin" }),
+    ] {
+        assert_eq!(
+            call(&client, "get_forecast", ok.clone()).await.is_error,
+            Some(false),
+            "{ok}"
+        );
+    }
+    let ok_name = call(&client, "get_forecast", json!({ "city": "Saint-Étienne, France" })).await;
+    assert!(
+        text(&ok_name).contains("no place named"),
+        "a valid name reaches the upstream: {}",
+        text(&ok_name)
+    );
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "" }),
+        &["`city` must have 1 to 100 characters or items (length)"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "x".repeat(101) }),
+        &["`city`", "(length)"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin1" }),
+        &["`city` has characters that are not allowed (pattern)"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin", "days": 0 }),
+        &["`days` must be between 1 and 16 (range)"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin", "days": 17 }),
+        &["`days` must be between 1 and 16 (range)"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "", "days": 17 }),
+        &["`city`", "`days`"],
+    )
+    .await; // every field at once
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin", "hours": 3 }),
+        &["unknown field `hours`"],
+    )
+    .await;
+    refused(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin", "days": "three" }),
+        &["invalid type", "expected u8"],
+    )
+    .await;
+    refused(&client, "get_forecast", json!({}), &["missing field `city`"]).await;
+
+    // convert_temperature: a nested type with its own range, enums, no unknown fields.
+    let edge = call(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 1_000_000, "unit": "kelvin" }, "to": "kelvin" }),
+    )
+    .await;
+    assert_eq!(edge.is_error, Some(false));
+    refused(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 1_000_001, "unit": "kelvin" }, "to": "kelvin" }),
+        &["`temperature.value` must be between -1000000.0 and 1000000.0 (range)"],
+    )
+    .await;
+    refused(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 1, "unit": "rankine" }, "to": "kelvin" }),
+        &["unknown variant `rankine`", "celsius", "fahrenheit", "kelvin"],
+    )
+    .await;
+    refused(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 1, "unit": "kelvin", "note": "x" }, "to": "kelvin" }),
+        &["unknown field `note`"],
+    )
+    .await;
+    let below = call(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": -500, "unit": "celsius" }, "to": "kelvin" }),
+    )
+    .await;
+    assert_eq!(
+        (below.is_error, text(&below)),
+        (Some(true), "-500 celsius is below absolute zero".into()),
+        "a tool's own error"
+    );
+
+    // The schema the model sees carries the same rules.
+    let tools = client.list_all_tools().await.unwrap();
+    let schema =
+        |name: &str| serde_json::to_value(&tools.iter().find(|t| t.name == name).unwrap().input_schema).unwrap();
+    let forecast = schema("get_forecast");
+    let city = &forecast["properties"]["city"];
+    assert_eq!(
+        (city["minLength"].clone(), city["maxLength"].clone()),
+        (json!(1), json!(100))
+    );
+    assert!(
+        city["pattern"].as_str().is_some_and(|p| p.starts_with("^[^0-9")),
+        "{city}"
+    );
+    let days = &forecast["properties"]["days"];
+    assert_eq!(
+        (days["minimum"].clone(), days["maximum"].clone()),
+        (json!(1), json!(16))
+    );
+    assert_eq!(forecast["additionalProperties"], false);
+    let convert = schema("convert_temperature");
+    assert_eq!(convert["additionalProperties"], false);
+    let nested = serde_json::to_string(&convert).unwrap();
+    assert!(
+        nested.contains("\"minimum\":-1000000.0") && nested.contains("\"maximum\":1000000.0"),
+        "{nested}"
+    );
+    assert!(
+        nested.contains("\"enum\":[\"celsius\",\"fahrenheit\",\"kelvin\"]"),
+        "{nested}"
+    );
+
+    client.cancel().await.unwrap();
+    let invalid = server
+        .server
+        .logs
+        .events("request")
+        .into_iter()
+        .filter(|l| l["decision"] == "invalid")
+        .count();
+    assert_eq!(invalid, 12, "each refused call is logged as invalid");
+}
+
+#[tokio::test]
+async fn a_tool_that_outlives_its_timeout_is_cancelled_and_the_server_keeps_serving() {
+    let upstream = FakeUpstream::start().await;
+    upstream.set_forecast_delay(Duration::from_secs(30));
+    let server = HttpServer::start(&upstream, &[("MCP_TOOL_TIMEOUTS", "get_forecast=1")]).await;
+    let client = server.connect(Generation::Stateless).await;
+    let started = Instant::now();
+    let result = call(&client, "get_forecast", json!({ "city": "Berlin" })).await;
+    assert_eq!(result.is_error, Some(true));
+    assert!(
+        text(&result).contains("did not finish within its 1 s timeout"),
+        "{}",
+        text(&result)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(convert(&client).await.is_error, Some(false), "still serving");
+    let line = server
+        .server
+        .logs
+        .events("request")
+        .into_iter()
+        .find(|l| l["outcome"] == "timed_out")
+        .expect("a timed_out line");
+    assert_eq!(
+        (line["decision"].as_str(), line["name"].as_str()),
+        (Some("allowed"), Some("get_forecast"))
+    );
+}
+
+#[tokio::test]
+async fn the_http_per_caller_limit_answers_429_with_retry_after() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[("MCP_HTTP_RATE_LIMIT", "1/m:2")]).await;
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        assert_eq!(server.post(&http, None, "tools/list", json!({})).await.status(), 200);
+    }
+    let limited = server.post(&http, None, "tools/list", json!({})).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(limited.json::<Value>().await.unwrap()["error"], "rate_limited");
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200,
+        "health stays open"
+    );
+}
