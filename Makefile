@@ -4,12 +4,18 @@
 BIN      := mcp-starter
 BIND     ?= 127.0.0.1:8080
 CARGO    ?= cargo
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IMAGE    ?= $(subst _,-,$(BIN)):$(VERSION)
+# Pinned check tools (scripts/tools), cached across runs and projects.
+TOOLS    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mcp-server-tools
+export TOOLS
+export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean
+.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the server over HTTP on loopback (BIND=host:port to change), with readable logs
 	@echo "MCP endpoint:  http://$(BIND)/mcp   (Streamable HTTP)"
@@ -30,12 +36,41 @@ release: ## Optimised build: target/release/mcp-starter
 test: ## Run every test: unit tests and the protocol suites against the built binary
 	$(CARGO) test --locked
 
-lint: ## Formatting and clippy with warnings denied
+lint: ## Formatting, clippy with warnings denied, and actionlint on the CI workflow
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@scripts/tools actionlint
+	actionlint
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
 clean: ## Remove build output
 	$(CARGO) clean
+
+deny: ## Dependency policy (deny.toml): advisories, licenses, bans, sources; DENY_FLAGS=--offline without network
+	@scripts/tools cargo-deny
+	$(CARGO) deny $(DENY_FLAGS) check
+	scripts/deny-bans-check backoff
+
+docker: ## Build the container image, tagged <name>:<version> (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+container-check: release ## Lint Dockerfile and deploy/, then run the release binary as the image would
+	@scripts/tools container-linters
+	hadolint Dockerfile
+	trivy config --quiet --skip-check-update --exit-code 1 Dockerfile
+	trivy config --quiet --skip-check-update --exit-code 1 deploy
+	checkov --skip-download --quiet --compact -f Dockerfile -f deploy/kubernetes.yaml -f deploy/compose.yaml -f .github/workflows/ci.yml
+	$(TOOLS)/container-linters/bin/python scripts/deploy-check $(IMAGE)
+	scripts/container-smoke target/release/$(BIN)
+# template-only:begin
+.PHONY: template-check twins
+
+template-check: ## Prove the template: twins current; own name reproduces the repo; new names build and pass
+	@scripts/tools cargo-generate@0.23.5 container-linters
+	scripts/template-check
+
+twins: ## Write the .liquid twins of the files that carry the project name (see cargo-generate.toml)
+	scripts/twins
+# template-only:end

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 const TOKEN: &str = "some-token-0123456789 someone";
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-starter"));
+    let mut command = Command::new(env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
         command.env_remove(key);
     }

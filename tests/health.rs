@@ -23,7 +23,7 @@ async fn healthz_and_readyz_answer_small_json_without_auth() {
 }
 
 fn healthcheck(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_mcp-starter"))
+    let output = Command::new(env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))))
         .arg("healthcheck")
         .args(args)
         .env_remove("MCP_BIND")

@@ -17,7 +17,7 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     // Identity: our own name and version, instructions, capabilities.
     let info = client.peer_info().expect("server info after connecting");
     let identity = info.server_info.as_ref().expect("serverInfo");
-    assert_eq!(identity.name, "mcp-starter", "{context}");
+    assert_eq!(identity.name, env!("CARGO_PKG_NAME"), "{context}");
     assert_eq!(identity.version, env!("CARGO_PKG_VERSION"), "{context}");
     assert!(
         info.instructions.as_deref().unwrap_or("").contains("get_forecast"),
@@ -253,7 +253,7 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
     stdin.write_all(format!("{init}\n").as_bytes()).await.unwrap();
-    assert_eq!(next().await["result"]["serverInfo"]["name"], "mcp-starter");
+    assert_eq!(next().await["result"]["serverInfo"]["name"], env!("CARGO_PKG_NAME"));
     stdin
         .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
         .await

@@ -157,7 +157,7 @@ pub struct Server {
 
 impl Server {
     fn command(envs: &[(&str, String)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-starter"));
+        let mut command = Command::new(env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))));
         // Only the settings a test gives count, not whatever the caller's shell has set.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);
