@@ -570,7 +570,7 @@ mod tests {
 
     #[test]
     fn the_allow_list_defaults_to_the_api_hosts() {
-        let cli = Cli::try_parse_from(["mcp-starter", "serve"]).unwrap();
+        let cli = Cli::try_parse_from([env!("CARGO_PKG_NAME"), "serve"]).unwrap();
         let Command::Serve(config) = cli.command else {
             unreachable!()
         };
