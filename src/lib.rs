@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "conformance")]
+mod conformance;
 pub mod guard;
 pub mod healthcheck;
 pub mod http;

@@ -168,18 +168,20 @@ pub const REFUSED_WHILE_DRAINING: &str =
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                .with_description(env!("CARGO_PKG_DESCRIPTION")),
-        )
-        .with_instructions(INSTRUCTIONS)
+        #[allow(unused_mut, reason = "only the conformance fixtures extend them")]
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        #[cfg(feature = "conformance")]
+        crate::conformance::extend(&mut capabilities);
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
+            )
+            .with_instructions(INSTRUCTIONS)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -320,10 +322,66 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.clone();
+        #[cfg(feature = "conformance")]
+        let context = {
+            let mut context = context;
+            context
+                .extensions
+                .insert(crate::conformance::PromptRetry::from(&request));
+            context
+        };
         self.observe("prompts/get", Some(&name), &context, ok, async {
             let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
             self.prompts.get_prompt(prompt).await
         })
         .await
+    }
+
+    #[cfg(feature = "conformance")]
+    #[allow(
+        deprecated,
+        reason = "client logging is deprecated (SEP-2577); the suite still tests it"
+    )]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("logging/setLevel", None, &context, ok, async { Ok(()) })
+            .await
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("resources/subscribe", Some(&request.uri), &context, ok, async {
+            crate::conformance::subscribe(&request.uri)
+        })
+        .await
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("resources/unsubscribe", Some(&request.uri), &context, ok, async {
+            crate::conformance::subscribe(&request.uri)
+        })
+        .await
+    }
+
+    /// Resource subscriptions on 2026-07-28 (`subscriptions/listen`); the fixtures never change,
+    /// so a listener gets its acknowledgment and then waits.
+    #[cfg(feature = "conformance")]
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
     }
 }
