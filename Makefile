@@ -6,7 +6,7 @@ BIND     ?= 127.0.0.1:8080
 CARGO    ?= cargo
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean
+.PHONY: help run run-stdio build release test lint fmt clean conformance inspector-check bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,9 +33,21 @@ test: ## Run every test: unit tests and the protocol suites against the built bi
 lint: ## Formatting and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
 clean: ## Remove build output
 	$(CARGO) clean
+
+# Node 22 and the pinned MCP tools (interop/package.json), installed once into a cache directory.
+NODE_TOOLS := interop/node-tools.sh
+
+conformance: ## The official MCP conformance suite against the HTTP transport, 2026-07-28 and 2025-11-25
+	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
+		$(CARGO) test --locked --features conformance --test conformance -- --ignored --nocapture --test-threads 1
+
+inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
+	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
+		$(CARGO) test --locked --test inspector -- --ignored

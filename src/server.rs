@@ -110,12 +110,12 @@ impl McpServer {
         method: &'static str,
         name: Option<&str>,
         context: &RequestContext<RoleServer>,
-        classify: impl FnOnce(&T) -> (Option<Decision>, &'static str),
+        classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str),
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
         let ((decision, outcome), result) = tokio::select! {
-            result = work => (result.as_ref().map_or((None, "error"), classify), result),
+            result = work => (classify(&result), result),
             _ = self.shutdown.aborted() => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
             _ = context.ct.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
@@ -153,8 +153,8 @@ impl McpServer {
     }
 }
 
-fn ok<T>(_: &T) -> (Option<Decision>, &'static str) {
-    (None, "ok")
+fn ok<T>(result: &Result<T, ErrorData>) -> (Option<Decision>, &'static str) {
+    (None, if result.is_ok() { "ok" } else { "error" })
 }
 
 /// The error for a request refused or cancelled because the server is shutting down.
@@ -242,10 +242,14 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
         let principal = self.principal(&context);
-        let classify =
-            |(decision, outcome, _): &(Decision, &'static str, CallToolResponse)| (Some(*decision), *outcome);
+        let known = self.tools.get(&name).is_some();
+        let classify = |result: &Result<(Decision, &'static str, CallToolResponse), ErrorData>| match result {
+            Ok((decision, outcome, _)) => (Some(*decision), *outcome),
+            // A tool that exists fails with a JSON-RPC error only after the guard admitted the call.
+            Err(_) => (known.then_some(Decision::Allowed), "error"),
+        };
         let called = self.observe("tools/call", Some(&name), &context, classify, async {
-            if self.tools.get(&name).is_none() {
+            if !known {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool '{name}'; tools/list shows the available tools"),
                     None,
