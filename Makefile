@@ -32,8 +32,10 @@ test: ## Run every test: unit tests and the protocol suites against the built bi
 
 lint: ## Formatting and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path loadgen/Cargo.toml -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --locked --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -51,3 +53,11 @@ conformance: ## The official MCP conformance suite against the HTTP transport, 2
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --test inspector -- --ignored
+
+bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/bench/
+	$(CARGO) build --locked --release --features bench
+	@mkdir -p target/bench && cp target/release/$(BIN) target/bench/$(BIN)-bench
+	$(CARGO) build --locked --release
+	@cp target/release/$(BIN) target/bench/$(BIN)
+	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
+	target/loadgen/release/loadgen target/bench/$(BIN) target/bench/$(BIN)-bench target/bench

@@ -47,6 +47,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     let overrides = guard::Overrides {
         quotas: config.policy.rate_limits.iter().cloned().collect(),
         timeouts: config.policy.tool_timeouts.iter().cloned().collect(),
+        #[cfg(feature = "bench")]
+        off: config.policy.bench_guard_off,
     };
     let weather = weather::OpenMeteo::new(upstream, &config.upstream);
     let server = server::McpServer::new(weather, shutdown.clone(), &overrides, stdio_principal)

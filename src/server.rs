@@ -255,6 +255,11 @@ impl ServerHandler for McpServer {
                     None,
                 ));
             }
+            #[cfg(feature = "bench")]
+            if self.guard.is_off() {
+                let response = self.tools.call(ToolCallContext::new(self, request, context.clone())).await?;
+                return Ok((Decision::Allowed, "ok", response));
+            }
             let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {
                 Ok(policy) => policy,
                 Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
