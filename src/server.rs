@@ -257,7 +257,10 @@ impl ServerHandler for McpServer {
             }
             #[cfg(feature = "bench")]
             if self.guard.is_off() {
-                let response = self.tools.call(ToolCallContext::new(self, request, context.clone())).await?;
+                let response = self
+                    .tools
+                    .call(ToolCallContext::new(self, request, context.clone()))
+                    .await?;
                 return Ok((Decision::Allowed, "ok", response));
             }
             let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {

@@ -47,5 +47,8 @@ async fn streamed_answers_are_not_held_back_on_a_kept_alive_connection() {
     }
     times.sort();
     let median = times[times.len() / 2];
-    assert!(median < Duration::from_millis(25), "median call took {median:?}: {times:?}");
+    assert!(
+        median < Duration::from_millis(25),
+        "median call took {median:?}: {times:?}"
+    );
 }

@@ -163,7 +163,11 @@ async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.iter().filter(|l| l["event"] == "request").count(), 3, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| l["event"] == "request").count(),
+        3,
+        "{lines:#?}"
+    );
     let sdk_info: Vec<_> = lines
         .iter()
         .filter(|l| l["target"].as_str().unwrap_or_default().starts_with("rmcp") && l["level"] == "INFO")

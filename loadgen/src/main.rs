@@ -127,6 +127,7 @@ async fn run(clients: Vec<Client>, window: Duration) -> (Summary, Vec<Client>) {
                 while Instant::now() < end {
                     let began = Instant::now();
                     let ok = client.call().await;
+                    samples.all += 1;
                     match (began >= start, ok) {
                         (false, _) => {}
                         (true, true) => samples.latencies.push(began.elapsed()),
@@ -196,37 +197,70 @@ async fn measure(binary: &Path, target: Target) -> TargetResult {
     }
 }
 
-/// Throughput with the guard chain and without it, alternating rounds on two servers of the
-/// `bench` build; the cost is the throughput lost, as a share of the throughput without it.
-async fn guard_cost(bench_binary: &Path, target: Target) -> (f64, f64, f64) {
-    let mut on = Server::start(bench_binary, target.transport(), &[]).await;
-    let mut off = Server::start(bench_binary, target.transport(), &["--bench-guard-off"]).await;
-    let mut clients_on = Some(open(&mut on, target, GUARD_CONCURRENCY).await);
-    let mut clients_off = Some(open(&mut off, target, GUARD_CONCURRENCY).await);
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+/// The guard chain's cost, from two servers of the `bench` build, one with the chain and one
+/// without, loaded in alternating rounds: the server CPU time each call takes, and the
+/// throughput. CPU per call is the steadier measure on a shared machine; both are reported.
+struct GuardCost {
+    cpu_us: (f64, f64),
+    throughput: (f64, f64),
+}
+
+impl GuardCost {
+    /// The share of each call's CPU time the chain takes, in percent.
+    fn cpu_share(&self) -> f64 {
+        (1.0 - self.cpu_us.1 / self.cpu_us.0) * 100.0
+    }
+
+    /// The share of throughput the chain takes, in percent.
+    fn throughput_share(&self) -> f64 {
+        (1.0 - self.throughput.0 / self.throughput.1) * 100.0
+    }
+}
+
+async fn guard_cost(bench_binary: &Path, target: Target) -> GuardCost {
+    let mut servers = [
+        Server::start(bench_binary, target.transport(), &[]).await,
+        Server::start(bench_binary, target.transport(), &["--bench-guard-off"]).await,
+    ];
+    let mut clients = [
+        Some(open(&mut servers[0], target, GUARD_CONCURRENCY).await),
+        Some(open(&mut servers[1], target, GUARD_CONCURRENCY).await),
+    ];
+    let (mut cpu, mut throughput) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 0..GUARD_ROUNDS {
-        // On, off, then off, on: a drift in the machine's load weighs on both alike.
-        for guarded in [round % 2 == 0, round % 2 == 1] {
-            let (clients, throughputs) = match guarded {
-                true => (&mut clients_on, &mut with),
-                false => (&mut clients_off, &mut without),
-            };
-            let (summary, back) = run(clients.take().unwrap(), GUARD_WINDOW).await;
-            throughputs.push(summary.throughput);
-            *clients = Some(back);
+        // With, without, then without, with: a drift in the machine's load weighs on both alike.
+        for i in [round % 2, 1 - round % 2] {
+            let cpu_before = servers[i].cpu_seconds();
+            let (summary, back) = run(clients[i].take().unwrap(), GUARD_WINDOW).await;
+            let cpu_after = servers[i].cpu_seconds();
+            cpu[i].push((cpu_after - cpu_before) * 1e6 / summary.all as f64);
+            throughput[i].push(summary.throughput);
+            clients[i] = Some(back);
         }
     }
+    let [on, off] = servers;
+    let [clients_on, clients_off] = clients;
     close(clients_on.unwrap()).await;
     close(clients_off.unwrap()).await;
     on.stop();
     off.stop();
-    let (with, without) = (median(with), median(without));
-    let cost = (1.0 - with / without) * 100.0;
+    let [cpu_on, cpu_off] = cpu;
+    let [throughput_on, throughput_off] = throughput;
+    let cost = GuardCost {
+        cpu_us: (median(cpu_on), median(cpu_off)),
+        throughput: (median(throughput_on), median(throughput_off)),
+    };
     eprintln!(
-        "  guard chain, {}: {with:.0} calls/s with it, {without:.0} without: {cost:.1} %",
-        target.label()
+        "  guard chain, {}: {:.1} vs {:.1} µs of server CPU per call ({:.1} %); {:.0} vs {:.0} calls/s ({:.1} %)",
+        target.label(),
+        cost.cpu_us.0,
+        cost.cpu_us.1,
+        cost.cpu_share(),
+        cost.throughput.0,
+        cost.throughput.1,
+        cost.throughput_share()
     );
-    (with, without, cost)
+    cost
 }
 
 /// Milliseconds from spawning the process to the answer of its first call (median, max).
@@ -309,10 +343,13 @@ async fn main() {
         row("rss_peak", result.target.key(), "", result.peak_mib, "MiB");
     }
     let gc = GUARD_CONCURRENCY.to_string();
-    for (target, (with, without, cost)) in [(Target::HttpStateless, guard_http), (Target::Stdio, guard_stdio)] {
-        row("guard_on_throughput", target.key(), &gc, with, "calls/s");
-        row("guard_off_throughput", target.key(), &gc, without, "calls/s");
-        row("guard_cost", target.key(), &gc, cost, "%");
+    for (target, cost) in [(Target::HttpStateless, &guard_http), (Target::Stdio, &guard_stdio)] {
+        row("guard_on_cpu_per_call", target.key(), &gc, cost.cpu_us.0, "us");
+        row("guard_off_cpu_per_call", target.key(), &gc, cost.cpu_us.1, "us");
+        row("guard_cost_cpu", target.key(), &gc, cost.cpu_share(), "%");
+        row("guard_on_throughput", target.key(), &gc, cost.throughput.0, "calls/s");
+        row("guard_off_throughput", target.key(), &gc, cost.throughput.1, "calls/s");
+        row("guard_cost_throughput", target.key(), &gc, cost.throughput_share(), "%");
     }
     row("first_answer_median", "stdio", "", start_stdio.0, "ms");
     row("first_answer_max", "stdio", "", start_stdio.1, "ms");
@@ -334,12 +371,20 @@ async fn main() {
             met.map_or("", verdict)
         );
     };
-    for (target, (with, without, cost)) in [(Target::HttpStateless, guard_http), (Target::Stdio, guard_stdio)] {
+    for (target, cost) in [(Target::HttpStateless, &guard_http), (Target::Stdio, &guard_stdio)] {
         line(
             format!("guard chain cost, {}, {GUARD_CONCURRENCY} in flight", target.label()),
-            format!("{cost:.1} % ({with:.0} vs {without:.0} calls/s)"),
+            format!(
+                "{:.1} % of server CPU per call ({:.1} vs {:.1} µs); {:.1} % of throughput ({:.0} vs {:.0} calls/s)",
+                cost.cpu_share(),
+                cost.cpu_us.0,
+                cost.cpu_us.1,
+                cost.throughput_share(),
+                cost.throughput.0,
+                cost.throughput.1
+            ),
             "< 10 %",
-            Some(cost < 10.0),
+            Some(cost.cpu_share() < 10.0),
         );
     }
     line(

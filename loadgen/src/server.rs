@@ -15,6 +15,9 @@ use tokio::{
     sync::oneshot,
 };
 
+/// Linux's USER_HZ, the unit of /proc/<pid>/stat times, on every common platform.
+const CLOCK_TICKS: f64 = 100.0;
+
 /// Quotas no benchmark reaches, so the rate limiter is measured, not the limit.
 pub const GENEROUS_QUOTA: &str = "convert_temperature=1000000/s:1000000";
 
@@ -114,6 +117,19 @@ impl Server {
                 .map_or(f64::NAN, |kib| kib / 1024.0)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// CPU time the process has used, user and system, in seconds (/proc/<pid>/stat).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        (ticks(11) + ticks(12)) / CLOCK_TICKS
     }
 
     pub fn stop(mut self) {

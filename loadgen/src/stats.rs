@@ -4,19 +4,26 @@ use std::time::Duration;
 
 #[derive(Default)]
 pub struct Samples {
+    /// Of the successful calls in the window.
     pub latencies: Vec<Duration>,
+    /// Failed calls in the window.
     pub errors: u64,
+    /// Every call made, warm-up included.
+    pub all: u64,
 }
 
 impl Samples {
     pub fn merge(&mut self, other: Samples) {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
+        self.all += other.all;
     }
 }
 
 pub struct Summary {
     pub errors: u64,
+    /// Every call made, warm-up included.
+    pub all: u64,
     pub throughput: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -36,6 +43,7 @@ impl Summary {
         };
         Self {
             errors: samples.errors,
+            all: samples.all,
             throughput: samples.latencies.len() as f64 / elapsed.as_secs_f64(),
             p50_ms: percentile(0.50),
             p99_ms: percentile(0.99),
