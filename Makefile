@@ -44,7 +44,7 @@ clean: ## Remove build output
 	$(CARGO) clean
 
 # Node 22 and the pinned MCP tools (interop/package.json), installed once into a cache directory.
-NODE_TOOLS := interop/node-tools.sh
+NODE_TOOLS := interop/node-tools.sh $(BIN)
 
 conformance: ## The official MCP conformance suite against the HTTP transport, 2026-07-28 and 2025-11-25
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \

@@ -2,11 +2,12 @@
 # Installs Node.js 22 and the pinned MCP tools (interop/package-lock.json) into a cache
 # directory, once, and prints the directory whose bin/ holds `node`, `conformance` and
 # `inspector`. The conformance suite and the Inspector need Node 22 or newer.
+# Usage: node-tools.sh <name of the cache directory, the project's>
 set -euo pipefail
 
 NODE_VERSION=22.23.3
 here="$(cd "$(dirname "$0")" && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/mcp-starter"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/${1:?usage: node-tools.sh NAME}"
 # A new pin (lock file or Node version) gets a directory of its own.
 key="$( (cat "$here/package-lock.json"; echo "$NODE_VERSION") | sha256sum | cut -c1-16)"
 dir="$cache/node-tools-$key"

@@ -6,11 +6,10 @@
 mod support;
 
 use serde_json::Value;
-use support::{FakeUpstream, HttpServer};
+use support::{BIN, FakeUpstream, HttpServer};
 
 const TOKEN: &str = "inspector-check-token-0123456789";
 const ADMIN_TOKEN: &str = "inspector-admin-token-0123456789";
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-starter");
 
 /// `inspector --cli <args>` with JSON output: the result, or the exit code and error envelope.
 async fn inspector(args: &[&str]) -> Result<Value, (Option<i32>, String)> {

@@ -130,7 +130,7 @@ async fn pretty_logs_stay_off_stdout() {
 #[tokio::test]
 async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
     use tokio::io::AsyncWriteExt;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-starter"));
+    let mut command = tokio::process::Command::new(support::BIN);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
         command.env_remove(key); // no filter configured: the default applies
     }

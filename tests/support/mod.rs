@@ -32,6 +32,9 @@ pub use upstream::FakeUpstream;
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
 
+/// The server binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-starter");
+
 /// The protocol generations the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generation {
@@ -162,7 +165,7 @@ pub struct Server {
 
 impl Server {
     fn command(envs: &[(&str, String)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-starter"));
+        let mut command = Command::new(BIN);
         // Only the settings a test gives count, not whatever the caller's shell has set.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);
