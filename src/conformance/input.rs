@@ -170,6 +170,25 @@ fn confirm_form() -> InputRequest {
     elicitation("Please confirm", json!({ "ok": { "type": "boolean" } }), &["ok"])
 }
 
+/// Asks for a confirmation with state sealed for `tool`; once confirmed, opens the state the
+/// client echoed (or refuses it) and answers "state-ok".
+fn confirm(
+    tool: &str,
+    responses: Option<&rmcp::model::InputResponses>,
+    state: Option<&str>,
+) -> Result<CallToolResponse, ErrorData> {
+    Ok(match answers(responses, &["confirm"])? {
+        Some(_) => {
+            open(tool, state)?;
+            done("state-ok: confirmed".into())
+        }
+        None => ask(
+            vec![("confirm", confirm_form())],
+            Some(seal(tool, json!({ "round": 1 }))),
+        ),
+    })
+}
+
 #[tool_router(router = input_router, vis = "pub(crate)")]
 impl McpServer {
     /// Asks the user's name, then greets them.
@@ -227,37 +246,25 @@ impl McpServer {
         InputResponses(responses): InputResponses,
         RequestState(state): RequestState,
     ) -> Result<CallToolResponse, ErrorData> {
-        const TOOL: &str = "test_input_required_result_request_state";
-        Ok(match answers(responses.as_ref(), &["confirm"])? {
-            Some(_) => {
-                open(TOOL, state.as_deref())?;
-                done("state-ok: confirmed".into())
-            }
-            None => ask(
-                vec![("confirm", confirm_form())],
-                Some(seal(TOOL, json!({ "round": 1 }))),
-            ),
-        })
+        confirm(
+            "test_input_required_result_request_state",
+            responses.as_ref(),
+            state.as_deref(),
+        )
     }
 
-    /// Like the request-state tool; an altered state is refused with Invalid params.
+    /// The same; an altered state is refused with Invalid params.
     #[tool]
     async fn test_input_required_result_tampered_state(
         &self,
         InputResponses(responses): InputResponses,
         RequestState(state): RequestState,
     ) -> Result<CallToolResponse, ErrorData> {
-        const TOOL: &str = "test_input_required_result_tampered_state";
-        Ok(match answers(responses.as_ref(), &["confirm"])? {
-            Some(_) => {
-                open(TOOL, state.as_deref())?;
-                done("state-ok: confirmed".into())
-            }
-            None => ask(
-                vec![("confirm", confirm_form())],
-                Some(seal(TOOL, json!({ "round": 1 }))),
-            ),
-        })
+        confirm(
+            "test_input_required_result_tampered_state",
+            responses.as_ref(),
+            state.as_deref(),
+        )
     }
 
     /// Asks for a name, a model's greeting and the roots at once.
