@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check
+.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector-check bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,10 @@ test: ## Run every test: unit tests and the protocol suites against the built bi
 
 lint: ## Formatting, clippy with warnings denied, and actionlint on the CI workflow
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path loadgen/Cargo.toml -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --locked --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -- -D warnings
 	@scripts/tools actionlint
 	actionlint
 
@@ -64,6 +67,25 @@ container-check: release ## Lint Dockerfile and deploy/, then run the release bi
 	checkov --skip-download --quiet --compact -f Dockerfile -f deploy/kubernetes.yaml -f deploy/compose.yaml -f .github/workflows/ci.yml
 	$(TOOLS)/container-linters/bin/python scripts/deploy-check $(IMAGE)
 	scripts/container-smoke target/release/$(BIN)
+# Node 22 and the pinned MCP tools (interop/package.json), installed once into a cache directory.
+NODE_TOOLS := interop/node-tools.sh $(BIN)
+
+conformance: ## The official MCP conformance suite against the HTTP transport, 2026-07-28 and 2025-11-25
+	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
+		$(CARGO) test --locked --features conformance --test conformance -- --ignored --nocapture --test-threads 1
+
+inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
+	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
+		$(CARGO) test --locked --test inspector -- --ignored
+
+bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/bench/
+	$(CARGO) build --locked --release --features bench
+	@mkdir -p target/bench && cp target/release/$(BIN) target/bench/$(BIN)-bench
+	$(CARGO) build --locked --release
+	@cp target/release/$(BIN) target/bench/$(BIN)
+	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
+	target/loadgen/release/loadgen target/bench/$(BIN) target/bench/$(BIN)-bench target/bench
+
 # template-only:begin
 .PHONY: template-check twins
 

@@ -216,6 +216,12 @@ pub struct PolicyConfig {
     #[arg(long, env = "MCP_RATE_LIMIT_EVICTION", default_value = "60", value_name = "SECONDS",
           value_parser = seconds_in(1..=3600))]
     pub rate_limit_eviction: Duration,
+
+    /// Benchmarking only: skip the guard chain, to measure what it costs (`make bench`). Exists
+    /// only in builds with the `bench` feature, never in a production build.
+    #[cfg(feature = "bench")]
+    #[arg(long, env = "MCP_BENCH_GUARD_OFF", hide = true)]
+    pub bench_guard_off: bool,
 }
 
 impl ServeConfig {

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "conformance")]
+mod conformance;
 pub mod guard;
 pub mod healthcheck;
 pub mod http;
@@ -45,6 +47,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     let overrides = guard::Overrides {
         quotas: config.policy.rate_limits.iter().cloned().collect(),
         timeouts: config.policy.tool_timeouts.iter().cloned().collect(),
+        #[cfg(feature = "bench")]
+        off: config.policy.bench_guard_off,
     };
     let weather = weather::OpenMeteo::new(upstream, &config.upstream);
     let server = server::McpServer::new(weather, shutdown.clone(), &overrides, stdio_principal)

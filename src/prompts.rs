@@ -12,7 +12,10 @@ use crate::server::McpServer;
 
 /// Every prompt router, merged.
 pub(crate) fn router() -> PromptRouter<McpServer> {
-    McpServer::plan_router()
+    let router = McpServer::plan_router();
+    #[cfg(feature = "conformance")]
+    let router = router + crate::conformance::prompts();
+    router
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

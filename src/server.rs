@@ -110,12 +110,12 @@ impl McpServer {
         method: &'static str,
         name: Option<&str>,
         context: &RequestContext<RoleServer>,
-        classify: impl FnOnce(&T) -> (Option<Decision>, &'static str),
+        classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str),
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
         let ((decision, outcome), result) = tokio::select! {
-            result = work => (result.as_ref().map_or((None, "error"), classify), result),
+            result = work => (classify(&result), result),
             _ = self.shutdown.aborted() => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
             _ = context.ct.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
@@ -153,8 +153,8 @@ impl McpServer {
     }
 }
 
-fn ok<T>(_: &T) -> (Option<Decision>, &'static str) {
-    (None, "ok")
+fn ok<T>(result: &Result<T, ErrorData>) -> (Option<Decision>, &'static str) {
+    (None, if result.is_ok() { "ok" } else { "error" })
 }
 
 /// The error for a request refused or cancelled because the server is shutting down.
@@ -168,18 +168,20 @@ pub const REFUSED_WHILE_DRAINING: &str =
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(
-            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                .with_description(env!("CARGO_PKG_DESCRIPTION")),
-        )
-        .with_instructions(INSTRUCTIONS)
+        #[allow(unused_mut, reason = "only the conformance fixtures extend them")]
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        #[cfg(feature = "conformance")]
+        crate::conformance::extend(&mut capabilities);
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
+            )
+            .with_instructions(INSTRUCTIONS)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -240,14 +242,26 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
         let principal = self.principal(&context);
-        let classify =
-            |(decision, outcome, _): &(Decision, &'static str, CallToolResponse)| (Some(*decision), *outcome);
+        let known = self.tools.get(&name).is_some();
+        let classify = |result: &Result<(Decision, &'static str, CallToolResponse), ErrorData>| match result {
+            Ok((decision, outcome, _)) => (Some(*decision), *outcome),
+            // A tool that exists fails with a JSON-RPC error only after the guard admitted the call.
+            Err(_) => (known.then_some(Decision::Allowed), "error"),
+        };
         let called = self.observe("tools/call", Some(&name), &context, classify, async {
-            if self.tools.get(&name).is_none() {
+            if !known {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool '{name}'; tools/list shows the available tools"),
                     None,
                 ));
+            }
+            #[cfg(feature = "bench")]
+            if self.guard.is_off() {
+                let response = self
+                    .tools
+                    .call(ToolCallContext::new(self, request, context.clone()))
+                    .await?;
+                return Ok((Decision::Allowed, "ok", response));
             }
             let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {
                 Ok(policy) => policy,
@@ -320,10 +334,66 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.clone();
+        #[cfg(feature = "conformance")]
+        let context = {
+            let mut context = context;
+            context
+                .extensions
+                .insert(crate::conformance::PromptRetry::from(&request));
+            context
+        };
         self.observe("prompts/get", Some(&name), &context, ok, async {
             let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
             self.prompts.get_prompt(prompt).await
         })
         .await
+    }
+
+    #[cfg(feature = "conformance")]
+    #[allow(
+        deprecated,
+        reason = "client logging is deprecated (SEP-2577); the suite still tests it"
+    )]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("logging/setLevel", None, &context, ok, async { Ok(()) })
+            .await
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("resources/subscribe", Some(&request.uri), &context, ok, async {
+            crate::conformance::subscribe(&request.uri)
+        })
+        .await
+    }
+
+    #[cfg(feature = "conformance")]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.observe("resources/unsubscribe", Some(&request.uri), &context, ok, async {
+            crate::conformance::subscribe(&request.uri)
+        })
+        .await
+    }
+
+    /// Resource subscriptions on 2026-07-28 (`subscriptions/listen`); the fixtures never change,
+    /// so a listener gets its acknowledgment and then waits.
+    #[cfg(feature = "conformance")]
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
     }
 }

@@ -126,3 +126,51 @@ async fn pretty_logs_stay_off_stdout() {
         "pretty format is not JSON"
     );
 }
+
+#[tokio::test]
+async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(support::BIN);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
+        command.env_remove(key); // no filter configured: the default applies
+    }
+    let mut child = command
+        .arg("serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    for id in 1..=3 {
+        let call = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "convert_temperature", "_meta": meta,
+            "arguments": { "temperature": { "value": 0, "unit": "celsius" }, "to": "kelvin" }
+        }});
+        stdin.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+    }
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l["event"] == "request").count(),
+        3,
+        "{lines:#?}"
+    );
+    let sdk_info: Vec<_> = lines
+        .iter()
+        .filter(|l| l["target"].as_str().unwrap_or_default().starts_with("rmcp") && l["level"] == "INFO")
+        .collect();
+    assert!(sdk_info.is_empty(), "the SDK logs at info by default: {sdk_info:#?}");
+}

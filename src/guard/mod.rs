@@ -55,11 +55,16 @@ fn refuse(decision: Decision, result: CallToolResult) -> Refusal {
 pub struct Overrides {
     pub quotas: HashMap<String, Rate>,
     pub timeouts: HashMap<String, Duration>,
+    /// Benchmarking only: no chain at all (the `bench` feature's hidden `--bench-guard-off`).
+    #[cfg(feature = "bench")]
+    pub off: bool,
 }
 
 pub struct Guard {
     policies: HashMap<&'static str, ToolPolicy>,
     limits: Arc<RateLimits>,
+    #[cfg(feature = "bench")]
+    off: bool,
 }
 
 impl Guard {
@@ -74,7 +79,22 @@ impl Guard {
             policies.get_mut(tool.as_str()).ok_or_else(|| unknown(tool))?.timeout = *timeout;
         }
         let limits = Arc::new(RateLimits::new(policies.values().map(|p| (p.name, p.quota))));
-        Ok(Self { policies, limits })
+        #[cfg(feature = "bench")]
+        if overrides.off {
+            tracing::warn!(event = "guard_off", "benchmark build: tool calls skip the guard chain");
+        }
+        Ok(Self {
+            policies,
+            limits,
+            #[cfg(feature = "bench")]
+            off: overrides.off,
+        })
+    }
+
+    /// Benchmarking only: whether calls skip the chain.
+    #[cfg(feature = "bench")]
+    pub fn is_off(&self) -> bool {
+        self.off
     }
 
     pub fn limits(&self) -> &Arc<RateLimits> {

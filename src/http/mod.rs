@@ -11,7 +11,7 @@ pub mod origin;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, middleware, routing::get};
+use axum::{Router, middleware, routing::get, serve::ListenerExt};
 use reqwest::Url;
 use rmcp::transport::{
     StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
@@ -133,6 +133,13 @@ pub async fn run(
     let stop = CancellationToken::new();
     let app = app(config, &public_url, server, shutdown.clone(), verifier, stop.clone())?;
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+    // Send each write at once: an answer streamed in small pieces (a session's event stream)
+    // would otherwise wait on the client's delayed ACK, ~40 ms per call on a kept-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = close_rx.await;

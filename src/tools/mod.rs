@@ -17,11 +17,14 @@ use crate::{guard::ToolPolicy, server::McpServer};
 
 /// Every tool's router, merged, and every tool's policy.
 pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
-    let tools = [
+    #[allow(unused_mut, reason = "only the conformance fixtures extend it")]
+    let mut tools = vec![
         (McpServer::forecast_router(), forecast::policy()),
         (McpServer::units_router(), units::policy()),
         (McpServer::status_router(), status::policy()),
     ];
+    #[cfg(feature = "conformance")]
+    tools.extend(crate::conformance::tools());
     let mut router = ToolRouter::new();
     let mut policies = Vec::new();
     for (tool, policy) in tools {

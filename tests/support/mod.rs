@@ -32,6 +32,9 @@ pub use upstream::FakeUpstream;
 
 pub type Client = RunningService<RoleClient, ClientConfig>;
 
+/// The server binary under test.
+pub const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
+
 /// The protocol generations the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generation {
@@ -157,7 +160,7 @@ pub struct Server {
 
 impl Server {
     fn command(envs: &[(&str, String)]) -> Command {
-        let mut command = Command::new(env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))));
+        let mut command = Command::new(BIN);
         // Only the settings a test gives count, not whatever the caller's shell has set.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);

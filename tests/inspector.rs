@@ -1,0 +1,162 @@
+//! The MCP Inspector's CLI (`inspector --cli`, pinned in interop/package.json) lists and calls
+//! tools on the server: over stdio, as a client that spawns it, and over HTTP with a bearer
+//! token, in both protocol generations. Run by `make inspector-check`, which installs the
+//! Inspector and puts it and Node 22 on PATH.
+
+mod support;
+
+use serde_json::Value;
+use support::{BIN, FakeUpstream, HttpServer};
+
+const TOKEN: &str = "inspector-check-token-0123456789";
+const ADMIN_TOKEN: &str = "inspector-admin-token-0123456789";
+
+/// `inspector --cli <args>` with JSON output: the result, or the exit code and error envelope.
+async fn inspector(args: &[&str]) -> Result<Value, (Option<i32>, String)> {
+    let mut command = tokio::process::Command::new("inspector");
+    // Only the settings a check passes count, not whatever the caller's shell has set.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
+        command.env_remove(key);
+    }
+    let out = command
+        .arg("--cli")
+        .args(args)
+        .args(["--format", "json", "--quiet"])
+        .output()
+        .await
+        .expect("running `inspector` (make inspector-check installs it and puts it on PATH)");
+    if !out.status.success() {
+        return Err((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    Ok(value["result"].clone())
+}
+
+fn tool_names(list: &Value) -> Vec<&str> {
+    let tools = list["tools"].as_array().unwrap_or_else(|| panic!("no tools in {list}"));
+    tools.iter().filter_map(|t| t["name"].as_str()).collect()
+}
+
+const CONVERT: &str = r#"{"temperature":{"value":100,"unit":"celsius"},"to":"fahrenheit"}"#;
+
+fn assert_converted(result: &Value) {
+    assert_eq!(result["isError"], false, "{result}");
+    // Node prints 212.0 as 212.
+    let converted = &result["structuredContent"];
+    assert_eq!(converted["value"].as_f64(), Some(212.0), "{result}");
+    assert_eq!(converted["unit"], "fahrenheit", "{result}");
+}
+
+#[tokio::test]
+#[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
+async fn stdio_lists_and_calls_tools() {
+    let upstream = FakeUpstream::start().await;
+    let geocoding = format!("MCP_GEOCODING_URL={}", upstream.url());
+    let forecast = format!("MCP_FORECAST_URL={}", upstream.url());
+    let server = ["-e", &geocoding, "-e", &forecast, BIN, "serve"];
+
+    let list = inspector(&[&server[..], &["--method", "tools/list"]].concat())
+        .await
+        .unwrap();
+    assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"]);
+
+    let call = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "convert_temperature",
+        "--tool-args-json",
+        CONVERT,
+    ];
+    assert_converted(&inspector(&[&server[..], &call].concat()).await.unwrap());
+
+    let call = ["--method", "tools/call", "--tool-name", "get_forecast"];
+    let args = ["--tool-arg", "city=Berlin", "--tool-arg", "days=2"];
+    let result = inspector(&[&server[..], &call, &args].concat()).await.unwrap();
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["city"], "Berlin");
+    assert_eq!(result["structuredContent"]["days"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+#[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
+async fn stdio_token_from_the_environment_reveals_the_admin_tool() {
+    let tokens = format!("MCP_AUTH_TOKENS={ADMIN_TOKEN} ops mcp:admin");
+    let token = format!("MCP_AUTH_TOKEN={ADMIN_TOKEN}");
+    let server = ["-e", "MCP_AUTH=static", "-e", &tokens, "-e", &token, BIN, "serve"];
+
+    let list = inspector(&[&server[..], &["--method", "tools/list"]].concat())
+        .await
+        .unwrap();
+    assert!(tool_names(&list).contains(&"server_status"), "{list}");
+    let call = ["--method", "tools/call", "--tool-name", "server_status"];
+    let status = inspector(&[&server[..], &call].concat()).await.unwrap();
+    assert_eq!(
+        status["structuredContent"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
+async fn http_with_a_bearer_token_in_both_generations() {
+    let upstream = FakeUpstream::start().await;
+    let tokens = format!("{TOKEN} inspector mcp:tools");
+    let server = HttpServer::start(&upstream, &[("MCP_AUTH", "static"), ("MCP_AUTH_TOKENS", &tokens)]).await;
+    let url = server.url("/mcp");
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+
+    for era in ["legacy", "modern"] {
+        let target = [url.as_str(), "--protocol-era", era, "--header", &bearer];
+        let list = inspector(&[&target[..], &["--method", "tools/list"]].concat())
+            .await
+            .unwrap();
+        assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"], "{era}");
+        let call = [
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "convert_temperature",
+            "--tool-args-json",
+            CONVERT,
+        ];
+        assert_converted(&inspector(&[&target[..], &call].concat()).await.unwrap());
+    }
+
+    // Both generations were spoken, as the token's subject, and the token was never logged.
+    let calls: Vec<_> = server
+        .server
+        .logs
+        .events("request")
+        .into_iter()
+        .filter(|l| l["method"] == "tools/call")
+        .collect();
+    let protocols: Vec<_> = calls
+        .iter()
+        .map(|l| l["protocol"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(protocols, ["2025-11-25", "2026-07-28"]);
+    assert!(
+        calls
+            .iter()
+            .all(|l| l["subject"] == "inspector" && l["outcome"] == "ok")
+    );
+    assert!(!server.server.logs.lines().iter().any(|l| l.contains(TOKEN)));
+}
+
+#[tokio::test]
+#[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
+async fn http_refuses_a_wrong_token() {
+    let upstream = FakeUpstream::start().await;
+    let tokens = format!("{TOKEN} inspector mcp:tools");
+    let server = HttpServer::start(&upstream, &[("MCP_AUTH", "static"), ("MCP_AUTH_TOKENS", &tokens)]).await;
+    let wrong = "not-the-inspector-token-0123456789";
+    let bearer = format!("Authorization: Bearer {wrong}");
+
+    let refused = inspector(&[&server.url("/mcp"), "--header", &bearer, "--method", "tools/list"]).await;
+    assert!(refused.is_err(), "a wrong token was accepted: {refused:?}");
+    server.server.logs.wait_for("auth_failed").await;
+    assert!(!server.server.logs.lines().iter().any(|l| l.contains(wrong)));
+}
