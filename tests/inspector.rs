@@ -54,7 +54,9 @@ async fn stdio_lists_and_calls_tools() {
     let upstream = FakeUpstream::start().await;
     let geocoding = format!("MCP_GEOCODING_URL={}", upstream.url());
     let forecast = format!("MCP_FORECAST_URL={}", upstream.url());
-    let server = ["-e", &geocoding, "-e", &forecast, BIN, "serve"];
+    // The fake upstream is on loopback, which the upstream client refuses unless allowed.
+    let private = "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8";
+    let server = ["-e", &geocoding, "-e", &forecast, "-e", private, BIN, "serve"];
 
     let list = inspector(&[&server[..], &["--method", "tools/list"]].concat())
         .await
