@@ -429,19 +429,35 @@ fn env_of_flag(flag: &str) -> Option<String> {
 fn seconds_in(
     range: std::ops::RangeInclusive<u64>,
 ) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    whole_units_in(range, "seconds", Duration::from_secs)
+}
+
+/// A value parser for a whole number of milliseconds within `range`.
+fn millis_in(
+    range: std::ops::RangeInclusive<u64>,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    whole_units_in(range, "milliseconds", Duration::from_millis)
+}
+
+/// A value parser for a whole number of `unit`s within `range`, made a duration by `make`.
+fn whole_units_in(
+    range: std::ops::RangeInclusive<u64>,
+    unit: &'static str,
+    make: fn(u64) -> Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
     move |raw| {
-        let secs: u64 = raw
+        let n: u64 = raw
             .trim()
             .parse()
-            .map_err(|_| format!("expected a whole number of seconds, got '{raw}'"))?;
-        if !range.contains(&secs) {
+            .map_err(|_| format!("expected a whole number of {unit}, got '{raw}'"))?;
+        if !range.contains(&n) {
             return Err(format!(
-                "{secs} is out of range ({}..={} seconds)",
+                "{n} is out of range ({}..={} {unit})",
                 range.start(),
                 range.end()
             ));
         }
-        Ok(Duration::from_secs(secs))
+        Ok(make(n))
     }
 }
 
@@ -475,26 +491,6 @@ fn jwt_algorithm(raw: &str) -> Result<Algorithm, String> {
             "{raw} is HMAC (a shared secret); only public-key algorithms are accepted"
         )),
         alg => Ok(alg),
-    }
-}
-
-/// A value parser for a whole number of milliseconds within `range`.
-fn millis_in(
-    range: std::ops::RangeInclusive<u64>,
-) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
-    move |raw| {
-        let ms: u64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| format!("expected a whole number of milliseconds, got '{raw}'"))?;
-        if !range.contains(&ms) {
-            return Err(format!(
-                "{ms} is out of range ({}..={} milliseconds)",
-                range.start(),
-                range.end()
-            ));
-        }
-        Ok(Duration::from_millis(ms))
     }
 }
 

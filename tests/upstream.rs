@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, upstream::Reply};
+use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text, upstream::Reply};
 
 const FORECAST: &str = "/v1/forecast";
 const SEARCH: &str = "/v1/search";
@@ -24,15 +24,6 @@ async fn forecast(client: &Client) -> CallToolResult {
         )
         .await
         .expect("an upstream failure is a tool result, not a protocol error")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .collect()
 }
 
 /// The attempt log lines for one upstream path, in order.
