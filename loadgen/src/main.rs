@@ -4,7 +4,9 @@
 //! start to first answer; idle and loaded memory; and the binary's size. Prints Markdown
 //! tables and writes the same numbers to a CSV.
 //!
-//! Usage: loadgen <release binary> <release binary built with the `bench` feature> <out dir>
+//! Usage: loadgen <server binary> <out dir>, where the server is the release build with the
+//! `bench` feature: the production build plus a hidden `--bench-guard-off`, which only the guard
+//! comparison passes.
 //!
 //! The load generator runs on one thread, beside the server, on the same machine.
 
@@ -197,7 +199,7 @@ async fn measure(binary: &Path, target: Target) -> TargetResult {
     }
 }
 
-/// The guard chain's cost, from two servers of the `bench` build, one with the chain and one
+/// The guard chain's cost, from two servers of the same binary, one with the chain and one
 /// without, loaded in alternating rounds: the server CPU time each call takes, and the
 /// throughput. CPU per call is the steadier measure on a shared machine; both are reported.
 struct GuardCost {
@@ -217,10 +219,10 @@ impl GuardCost {
     }
 }
 
-async fn guard_cost(bench_binary: &Path, target: Target) -> GuardCost {
+async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
     let mut servers = [
-        Server::start(bench_binary, target.transport(), &[]).await,
-        Server::start(bench_binary, target.transport(), &["--bench-guard-off"]).await,
+        Server::start(binary, target.transport(), &[]).await,
+        Server::start(binary, target.transport(), &["--bench-guard-off"]).await,
     ];
     let mut clients = [
         Some(open(&mut servers[0], target, GUARD_CONCURRENCY).await),
@@ -292,8 +294,8 @@ fn verdict(met: bool) -> &'static str {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let [binary, bench_binary, out] = &args[..] else {
-        eprintln!("usage: loadgen <release binary> <release binary with the bench feature> <out dir>");
+    let [binary, out] = &args[..] else {
+        eprintln!("usage: loadgen <release binary with the bench feature> <out dir>");
         std::process::exit(2);
     };
     let began = Instant::now();
@@ -308,8 +310,8 @@ async fn main() {
         results.push(measure(binary, target).await);
     }
     eprintln!("guard chain ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):");
-    let guard_http = guard_cost(bench_binary, Target::HttpStateless).await;
-    let guard_stdio = guard_cost(bench_binary, Target::Stdio).await;
+    let guard_http = guard_cost(binary, Target::HttpStateless).await;
+    let guard_stdio = guard_cost(binary, Target::Stdio).await;
     eprintln!("first answer after start ({STARTS} starts each):");
     let start_stdio = first_answer(binary, Transport::Stdio).await;
     let start_http = first_answer(binary, Transport::Http).await;
