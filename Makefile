@@ -78,14 +78,10 @@ inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --test inspector -- --ignored
 
-# One server build: cargo's `bench` profile is the release profile in a directory of its own
-# (target/bench/), so the `bench` feature's hidden switch never lands in target/release/. The
-# load generator builds alongside, on the core the server's final link leaves idle.
-bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/bench/
-	@$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen & loadgen=$$!; \
-		$(CARGO) build --locked --profile bench --features bench; built=$$?; \
-		wait $$loadgen && exit $$built
-	target/loadgen/release/loadgen target/bench/$(BIN) target/bench
+bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/benchmark/
+	$(CARGO) build --locked --profile benchmark --features bench
+	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
+	target/loadgen/release/loadgen target/benchmark/$(BIN) target/benchmark
 
 # template-only:begin
 .PHONY: template-check twins

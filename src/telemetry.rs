@@ -13,7 +13,9 @@ pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
 /// Installs the global subscriber. Fails (as a config error) on an unparsable filter.
 pub fn init(config: &LogConfig) -> Result<(), String> {
-    let filter = match &config.log_level {
+    // Set but empty (an unfilled deployment variable) counts as unset, not as "log nothing".
+    let configured = config.log_level.as_deref().filter(|level| !level.trim().is_empty());
+    let filter = match configured {
         Some(level) => EnvFilter::try_new(level)
             .map_err(|e| format!("error: invalid log filter '{level}' for '--log-level' (env MCP_LOG_LEVEL): {e}"))?,
         None => match std::env::var("RUST_LOG") {

@@ -127,6 +127,12 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &["--bind", "MCP_BIND", "localhost"],
         ),
         (&["serve", "--bind", "256.0.0.1:80"], &[], &["--bind", "MCP_BIND"]),
+        // The benchmark's guard switch exists only in builds with the `bench` feature.
+        (
+            &["serve", "--bench-guard-off"],
+            &[],
+            &["unexpected argument", "--bench-guard-off"],
+        ),
         (
             &["serve"],
             &[("MCP_DRAIN_TIMEOUT", "99999")],

@@ -129,13 +129,35 @@ async fn pretty_logs_stay_off_stdout() {
 
 #[tokio::test]
 async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
+    // No filter configured, and filters set but empty (as an unfilled deployment template
+    // leaves them): both mean the default, not silence.
+    let empty: &[(&str, &str)] = &[("MCP_LOG_LEVEL", ""), ("RUST_LOG", " ")];
+    for configured in [&[][..], empty] {
+        let stderr = three_calls_on_stdio(configured).await;
+        let lines: Vec<Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines.iter().filter(|l| l["event"] == "request").count(),
+            3,
+            "{configured:?}: {lines:#?}"
+        );
+        let sdk_info: Vec<_> = lines
+            .iter()
+            .filter(|l| l["target"].as_str().unwrap_or_default().starts_with("rmcp") && l["level"] == "INFO")
+            .collect();
+        assert!(sdk_info.is_empty(), "the SDK logs at info by default: {sdk_info:#?}");
+    }
+}
+
+/// Three calls on a stdio server with only `envs` set of its logging variables; its stderr.
+async fn three_calls_on_stdio(envs: &[(&str, &str)]) -> String {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(support::BIN);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
-        command.env_remove(key); // no filter configured: the default applies
+        command.env_remove(key);
     }
     let mut child = command
         .arg("serve")
+        .envs(envs.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -159,18 +181,5 @@ async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
         .unwrap()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(
-        lines.iter().filter(|l| l["event"] == "request").count(),
-        3,
-        "{lines:#?}"
-    );
-    let sdk_info: Vec<_> = lines
-        .iter()
-        .filter(|l| l["target"].as_str().unwrap_or_default().starts_with("rmcp") && l["level"] == "INFO")
-        .collect();
-    assert!(sdk_info.is_empty(), "the SDK logs at info by default: {sdk_info:#?}");
+    String::from_utf8(out.stderr).unwrap()
 }

@@ -39,7 +39,12 @@ fn retry_after_ms(result: &CallToolResult) -> u64 {
 #[tokio::test]
 async fn a_tool_burst_is_enforced_and_the_retry_hint_is_right() {
     let upstream = FakeUpstream::start().await;
-    let mut server = StdioServer::start(&upstream, &[("MCP_RATE_LIMITS", "convert_temperature=2/s:2")]).await;
+    // The benchmark build's guard switch: a production build ignores the variable.
+    let quota_and_switch = [
+        ("MCP_RATE_LIMITS", "convert_temperature=2/s:2"),
+        ("MCP_BENCH_GUARD_OFF", "true"),
+    ];
+    let mut server = StdioServer::start(&upstream, &quota_and_switch).await;
     let client = server.connect(Generation::Stateless).await;
     for _ in 0..2 {
         assert_eq!(convert(&client).await.is_error, Some(false));
