@@ -37,6 +37,17 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     assert_eq!(input["properties"]["days"]["maximum"], 16, "{context}");
     let output = serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
     assert!(output["properties"]["days"].is_object(), "{context}");
+    for tool in &tools {
+        let schemas = [Some(&*tool.input_schema), tool.output_schema.as_deref()];
+        for schema in schemas.into_iter().flatten() {
+            let schema = serde_json::to_value(schema).unwrap();
+            assert!(
+                single_types(&schema),
+                "{context}: {} has a type list: {schema}",
+                tool.name
+            );
+        }
+    }
     assert!(
         forecast.description.as_deref().unwrap().contains("forecast"),
         "{context}"
@@ -80,6 +91,17 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         "{context}"
     );
     assert_eq!(upstream.forecast_hits(), before + 1, "{context}");
+    // A place in no country: the field is left out, as the output schema allows.
+    let antarctic = client
+        .call_tool(
+            CallToolRequestParams::new("get_forecast")
+                .with_arguments(args(json!({ "city": "McMurdo Station", "days": 1 }))),
+        )
+        .await
+        .expect("get_forecast");
+    let data = antarctic.structured_content.expect("structuredContent");
+    assert_eq!(data["city"], "McMurdo Station", "{context}");
+    assert!(data.get("country").is_none(), "{context}: {data}");
 
     // A tool-level failure the model can act on: isError with a specific message.
     let unknown_city = client
@@ -173,6 +195,18 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         body.contains("a bike ride in Lisbon") && body.contains("get_forecast"),
         "{context}: {body}"
     );
+}
+
+/// Whether every `type` in a JSON Schema names one type: some clients reject a list such as
+/// `["string", "null"]`, so an optional field is left out rather than sent as null.
+fn single_types(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => map
+            .iter()
+            .all(|(key, value)| !(key == "type" && value.is_array()) && single_types(value)),
+        Value::Array(items) => items.iter().all(single_types),
+        _ => true,
+    }
 }
 
 fn text(content: &[rmcp::model::ContentBlock]) -> String {

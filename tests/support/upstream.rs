@@ -172,19 +172,21 @@ async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next:
     response.body(Body::from(format!("scripted {}", reply.status))).unwrap()
 }
 
-/// Knows one city; any other name has no match, like the real API (no `results` key).
+/// Knows two places, one in no country; any other name has no match, like the real API (no
+/// `results` key).
 async fn search(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    if q.get("name").map(String::as_str) == Some("Berlin") {
-        Json(json!({
-            "results": [{
-                "id": 2950159, "name": "Berlin", "latitude": 52.52437, "longitude": 13.41053,
-                "country": "Germany", "country_code": "DE", "timezone": "Europe/Berlin"
-            }],
-            "generationtime_ms": 0.5
-        }))
-    } else {
-        Json(json!({ "generationtime_ms": 0.5 }))
-    }
+    let place = match q.get("name").map(String::as_str) {
+        Some("Berlin") => json!({
+            "id": 2950159, "name": "Berlin", "latitude": 52.52437, "longitude": 13.41053,
+            "country": "Germany", "country_code": "DE", "timezone": "Europe/Berlin"
+        }),
+        Some("McMurdo Station") => json!({
+            "id": 6696480, "name": "McMurdo Station", "latitude": -77.846, "longitude": 166.676,
+            "timezone": "Antarctica/McMurdo"
+        }),
+        _ => return Json(json!({ "generationtime_ms": 0.5 })),
+    };
+    Json(json!({ "results": [place], "generationtime_ms": 0.5 }))
 }
 
 /// Answers `forecast_days` days of fixed, recognisable weather.
