@@ -82,30 +82,6 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 }
 
 #[tokio::test]
-async fn http_sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
-    let upstream = FakeUpstream::start().await;
-    upstream.set_forecast_delay(Duration::from_secs(120));
-    let mut server = HttpServer::start(&upstream, &[("MCP_DRAIN_TIMEOUT", "1")]).await;
-    let client = server.connect(Generation::Stateless).await;
-    let call = tokio::spawn(slow_forecast(&client));
-    upstream.wait_for_forecast_hits(1).await;
-
-    let signalled = Instant::now();
-    server.server.terminate();
-    let error = shutting_down(call.await.unwrap().expect_err("the call is cancelled"));
-    assert!(error.message.contains("drain period"), "{}", error.message);
-    assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
-    assert!(
-        signalled.elapsed() < Duration::from_secs(8),
-        "exit took {:?}",
-        signalled.elapsed()
-    );
-    let finished = &server.server.logs.events("drain_finished")[0];
-    assert_eq!(finished["cancelled"], 1);
-    assert_eq!(server.server.logs.events("drain_timeout").len(), 1);
-}
-
-#[tokio::test]
 async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
     let upstream = FakeUpstream::start().await;
     upstream.set_forecast_delay(SLOW);
@@ -130,24 +106,36 @@ async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 }
 
 #[tokio::test]
-async fn stdio_sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
-    let upstream = FakeUpstream::start().await;
-    upstream.set_forecast_delay(Duration::from_secs(120));
-    let mut server = StdioServer::start(&upstream, &[("MCP_DRAIN_TIMEOUT", "1")]).await;
-    let client = server.connect(Generation::Stateless).await;
-    let call = tokio::spawn(slow_forecast(&client));
-    upstream.wait_for_forecast_hits(1).await;
+async fn sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
+    for transport in ["http", "stdio"] {
+        let upstream = FakeUpstream::start().await;
+        upstream.set_forecast_delay(Duration::from_secs(120));
+        let drain = [("MCP_DRAIN_TIMEOUT", "1")];
+        let (mut server, client) = if transport == "http" {
+            let http = HttpServer::start(&upstream, &drain).await;
+            let client = http.connect(Generation::Stateless).await;
+            (http.server, client)
+        } else {
+            let mut stdio = StdioServer::start(&upstream, &drain).await;
+            let client = stdio.connect(Generation::Stateless).await;
+            (stdio.server, client)
+        };
+        let call = tokio::spawn(slow_forecast(&client));
+        upstream.wait_for_forecast_hits(1).await;
 
-    let signalled = Instant::now();
-    server.server.terminate();
-    shutting_down(call.await.unwrap().expect_err("the call is cancelled"));
-    assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
-    assert!(
-        signalled.elapsed() < Duration::from_secs(8),
-        "exit took {:?}",
-        signalled.elapsed()
-    );
-    assert_eq!(server.server.logs.events("drain_finished")[0]["cancelled"], 1);
+        let signalled = Instant::now();
+        server.terminate();
+        let error = shutting_down(call.await.unwrap().expect_err("the call is cancelled"));
+        assert!(error.message.contains("drain period"), "{transport}: {}", error.message);
+        assert_eq!(server.exit_code(Duration::from_secs(10)).await, 0, "{transport}");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(8),
+            "{transport}: exit took {:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(server.logs.events("drain_finished")[0]["cancelled"], 1, "{transport}");
+        assert_eq!(server.logs.events("drain_timeout").len(), 1, "{transport}");
+    }
 }
 
 #[tokio::test]
