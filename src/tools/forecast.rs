@@ -48,7 +48,7 @@ pub struct Forecast {
     pub city: String,
     /// Country of the place; left out when the geocoder does not know it.
     // Left out rather than null: some clients reject a type list such as ["string", "null"].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
     pub country: Option<String>,
     pub latitude: f64,
