@@ -8,7 +8,7 @@ mod support;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 use support::{
-    FakeUpstream, Generation, HttpServer, StdioServer,
+    Client, FakeUpstream, Generation, HttpServer, Server, StdioServer,
     jwt::{self, Jwks, SigningKey},
     text,
 };
@@ -48,6 +48,23 @@ fn assert_no_secret_logged(server: &HttpServer, secrets: &[&str]) {
     for secret in secrets {
         assert!(!logs.contains(secret), "a token reached the logs");
     }
+}
+
+/// `subject`'s client calls the admin tool: it answers, and its log line names the subject.
+async fn admin_tool_answers(client: Client, server: &Server, subject: &str) {
+    let status = client
+        .call_tool(CallToolRequestParams::new("server_status"))
+        .await
+        .unwrap();
+    assert_eq!(status.is_error, Some(false), "{subject}: {status:?}");
+    client.cancel().await.unwrap();
+    let calls = server.logs.events("request");
+    assert!(
+        calls
+            .iter()
+            .any(|l| l["subject"] == subject && l["name"] == "server_status"),
+        "{subject}: {calls:#?}"
+    );
 }
 
 #[tokio::test]
@@ -221,20 +238,7 @@ async fn stdio_takes_its_principal_from_the_environment() {
     let mut alice = StdioServer::start(&upstream, &with_token).await;
     let client = alice.connect(Generation::Handshake20251125).await;
     assert_eq!(client.list_all_tools().await.unwrap().len(), 3);
-    let status = client
-        .call_tool(CallToolRequestParams::new("server_status"))
-        .await
-        .unwrap();
-    assert_eq!(status.is_error, Some(false));
-    client.cancel().await.unwrap();
-    assert!(
-        alice
-            .server
-            .logs
-            .events("request")
-            .iter()
-            .any(|l| l["subject"] == "alice")
-    );
+    admin_tool_answers(client, &alice.server, "alice").await;
     assert!(
         !alice.server.logs.lines().join("\n").contains(ALICE),
         "a token reached the logs"
@@ -424,20 +428,7 @@ async fn jwts_are_checked_for_signature_algorithm_issuer_audience_and_time() {
         json!({ "sub": "erin", "scope": null, "scp": ["mcp:tools", "mcp:admin"] }),
     ));
     let client = server.connect_as(Generation::Stateless, &admin).await;
-    let status = client
-        .call_tool(CallToolRequestParams::new("server_status"))
-        .await
-        .unwrap();
-    assert_eq!(status.is_error, Some(false));
-    client.cancel().await.unwrap();
-    assert!(
-        server
-            .server
-            .logs
-            .events("request")
-            .iter()
-            .any(|l| l["subject"] == "erin" && l["name"] == "server_status")
-    );
+    admin_tool_answers(client, &server.server, "erin").await;
 
     let mut secrets: Vec<&str> = refused.iter().map(|(_, t, _)| t.as_str()).collect();
     secrets.extend([valid.as_str(), admin.as_str(), no_scope.as_str()]);

@@ -38,14 +38,28 @@ fn tool_names(list: &Value) -> Vec<&str> {
     tools.iter().filter_map(|t| t["name"].as_str()).collect()
 }
 
-const CONVERT: &str = r#"{"temperature":{"value":100,"unit":"celsius"},"to":"fahrenheit"}"#;
-
-fn assert_converted(result: &Value) {
-    assert_eq!(result["isError"], false, "{result}");
+/// On `target` (a server command or a URL with its options): tools/list shows the anonymous
+/// caller's two tools, and tools/call converts 100 °C.
+async fn lists_the_tools_and_converts(target: &[&str], context: &str) {
+    let list = inspector(&[target, &["--method", "tools/list"]].concat())
+        .await
+        .unwrap();
+    assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"], "{context}");
+    let convert = r#"{"temperature":{"value":100,"unit":"celsius"},"to":"fahrenheit"}"#;
+    let call = [
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "convert_temperature",
+        "--tool-args-json",
+        convert,
+    ];
+    let result = inspector(&[target, &call].concat()).await.unwrap();
+    assert_eq!(result["isError"], false, "{context}: {result}");
     // Node prints 212.0 as 212.
     let converted = &result["structuredContent"];
-    assert_eq!(converted["value"].as_f64(), Some(212.0), "{result}");
-    assert_eq!(converted["unit"], "fahrenheit", "{result}");
+    assert_eq!(converted["value"].as_f64(), Some(212.0), "{context}: {result}");
+    assert_eq!(converted["unit"], "fahrenheit", "{context}: {result}");
 }
 
 #[tokio::test]
@@ -58,20 +72,7 @@ async fn stdio_lists_and_calls_tools() {
     let private = "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8";
     let server = ["-e", &geocoding, "-e", &forecast, "-e", private, BIN, "serve"];
 
-    let list = inspector(&[&server[..], &["--method", "tools/list"]].concat())
-        .await
-        .unwrap();
-    assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"]);
-
-    let call = [
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "convert_temperature",
-        "--tool-args-json",
-        CONVERT,
-    ];
-    assert_converted(&inspector(&[&server[..], &call].concat()).await.unwrap());
+    lists_the_tools_and_converts(&server, "stdio").await;
 
     let call = ["--method", "tools/call", "--tool-name", "get_forecast"];
     let args = ["--tool-arg", "city=Berlin", "--tool-arg", "days=2"];
@@ -112,19 +113,7 @@ async fn http_with_a_bearer_token_in_both_generations() {
 
     for era in ["legacy", "modern"] {
         let target = [url.as_str(), "--protocol-era", era, "--header", &bearer];
-        let list = inspector(&[&target[..], &["--method", "tools/list"]].concat())
-            .await
-            .unwrap();
-        assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"], "{era}");
-        let call = [
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "convert_temperature",
-            "--tool-args-json",
-            CONVERT,
-        ];
-        assert_converted(&inspector(&[&target[..], &call].concat()).await.unwrap());
+        lists_the_tools_and_converts(&target, era).await;
     }
 
     // Both generations were spoken, as the token's subject, and the token was never logged.
