@@ -116,10 +116,62 @@ pub struct HttpConfig {
           value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,
 
-    /// Per-caller limit on all MCP requests, e.g. 50/s:100 (rate, then burst); over it, 429 with
-    /// Retry-After [default: off].
+    /// Per-caller limit on all MCP requests, `initialize` included, e.g. 50/s:100 (rate, then
+    /// burst); over it, 429 with Retry-After [default: off].
     #[arg(long, env = "MCP_HTTP_RATE_LIMIT", value_name = "RATE", value_parser = rate)]
     pub http_rate_limit: Option<Rate>,
+
+    /// Failed authentications allowed per client address (rate, then burst); past it, 429 with
+    /// Retry-After instead of 401, so a flood of bad tokens stays cheap.
+    #[arg(long, env = "MCP_AUTH_FAILURE_LIMIT", default_value = "1/s:20", value_name = "RATE", value_parser = rate)]
+    pub auth_failure_limit: Rate,
+
+    /// Seconds a client gets to send a request body; slower ones get 408.
+    #[arg(long, env = "MCP_BODY_READ_TIMEOUT", default_value = "10", value_name = "SECONDS",
+          value_parser = seconds_in(1..=300))]
+    pub body_read_timeout: Duration,
+
+    /// Seconds a client gets to send a request's headers, from opening the connection or from
+    /// its first byte after the previous answer; slower connections are closed.
+    #[arg(long, env = "MCP_HEADER_READ_TIMEOUT", default_value = "10", value_name = "SECONDS",
+          value_parser = seconds_in(1..=300))]
+    pub header_read_timeout: Duration,
+
+    /// Seconds a kept-alive connection may stay silent between requests before it is closed.
+    #[arg(long, env = "MCP_IDLE_TIMEOUT", default_value = "75", value_name = "SECONDS",
+          value_parser = seconds_in(1..=3600))]
+    pub idle_timeout: Duration,
+
+    /// Open connections in all; past it, new ones are closed at once.
+    #[arg(long, env = "MCP_MAX_CONNECTIONS", default_value = "1024", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Open connections per client address; past it, that address's new ones are closed at once.
+    #[arg(long, env = "MCP_MAX_CONNECTIONS_PER_CLIENT", default_value = "256", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_client: u32,
+
+    /// Open GET event streams in all (handshake revisions); past it, 503 with Retry-After.
+    #[arg(long, env = "MCP_MAX_EVENT_STREAMS", default_value = "512", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_event_streams: u32,
+
+    /// Live sessions in all (handshake revisions); past it, `initialize` gets 503 with Retry-After.
+    #[arg(long, env = "MCP_MAX_SESSIONS", default_value = "1000", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sessions: u32,
+
+    /// Live sessions per caller (per client address when anonymous); past it, `initialize`
+    /// gets 429 with Retry-After.
+    #[arg(long, env = "MCP_MAX_SESSIONS_PER_CLIENT", default_value = "100", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sessions_per_client: u32,
+
+    /// Seconds a session may go unused before it is closed and its memory given back.
+    #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", default_value = "300", value_name = "SECONDS",
+          value_parser = seconds_in(1..=86_400))]
+    pub session_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

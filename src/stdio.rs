@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     server::{McpServer, REFUSED_WHILE_DRAINING, shutting_down},
     shutdown::{self, InFlight, Shutdown},
+    telemetry::clip,
 };
 
 /// Longest accepted message; longer lines are answered with an error and skipped.
@@ -218,17 +219,27 @@ fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>
             Some(None),
             ErrorData::new(
                 ErrorCode::PARSE_ERROR,
-                format!("Parse error: not valid JSON ({e})"),
+                format!("Parse error: not valid JSON ({})", clip(&e.to_string())),
                 None,
             ),
         )
     })?;
     let id = value.get("id").cloned();
-    serde_json::from_value(value).map_err(|e| {
-        let error = ErrorData::new(ErrorCode::INVALID_REQUEST, format!("Invalid Request: {e}"), None);
+    // Something shaped like a notification: an object with a method name and no id.
+    let notification = id.is_none() && value.get("method").is_some_and(serde_json::Value::is_string);
+    // Parsed from the bytes, not the value: a duplicate key is only visible there.
+    serde_json::from_slice(line).map_err(|e| {
+        let error = ErrorData::new(
+            ErrorCode::INVALID_REQUEST,
+            format!("Invalid Request: {}", clip(&e.to_string())),
+            None,
+        );
         match id {
-            // A notification (no id) gets no answer, even a malformed one.
-            None => (None, error),
+            // A notification gets no answer, even a malformed one.
+            None if notification => (None, error),
+            // Anything else that is not a message (`{}`, `[1,2]`, `42`, `null`...) is answered
+            // with the null id, as JSON-RPC asks.
+            None => (Some(None), error),
             Some(id) => (Some(serde_json::from_value(id).ok()), error),
         }
     })
@@ -247,8 +258,19 @@ mod tests {
             (to, e.code),
             (Some(Some(RequestId::Number(7))), ErrorCode::INVALID_REQUEST)
         );
-        let (to, _) = parse(br#"{"jsonrpc":"2.0","method":42}"#).unwrap_err();
-        assert_eq!(to, None);
+        let (to, _) = parse(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":7}"#).unwrap_err();
+        assert_eq!(to, None, "a malformed notification gets no answer");
+        for not_a_message in [
+            &b"{}"[..],
+            b"[1,2]",
+            b"\"x\"",
+            b"42",
+            b"null",
+            br#"{"jsonrpc":"2.0","method":42}"#,
+        ] {
+            let (to, e) = parse(not_a_message).unwrap_err();
+            assert_eq!((to, e.code), (Some(None), ErrorCode::INVALID_REQUEST));
+        }
         assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
     }
 

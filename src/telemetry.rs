@@ -1,8 +1,14 @@
 //! Tracing to stderr: JSON lines by default, a human format on request.
 //!
 //! stdout belongs to JSON-RPC on the stdio transport, so no log line may ever go there.
+//!
+//! Log volume stays bounded whatever clients send: every string from a client is logged
+//! through [`clip`], and a line that still comes out longer than [`MAX_LINE_BYTES`] (say, from
+//! a dependency) is replaced by a short line saying so.
 
-use tracing_subscriber::EnvFilter;
+use std::{borrow::Cow, io::Write};
+
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -26,7 +32,7 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(BoundedStderr);
     match config.log_format {
         LogFormat::Json => builder
             .json()
@@ -39,4 +45,69 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
             .init(),
     }
     Ok(())
+}
+
+/// The most of one client-supplied string (a name, an id, a header, an error text) a log line
+/// carries.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// The longest log line written; longer ones are replaced.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+
+/// `text` cut to [`MAX_FIELD_BYTES`] (on a character boundary), saying how long it was.
+pub fn clip(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_FIELD_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
+/// stderr, one formatted event per write, each at most [`MAX_LINE_BYTES`].
+struct BoundedStderr;
+
+impl<'a> MakeWriter<'a> for BoundedStderr {
+    type Writer = BoundedStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        BoundedStderr
+    }
+}
+
+impl Write for BoundedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        if line.len() <= MAX_LINE_BYTES {
+            stderr.write_all(line)?;
+        } else {
+            writeln!(
+                stderr,
+                r#"{{"level":"WARN","event":"log_line_too_long","bytes":{},"message":"a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})"}}"#,
+                line.len(),
+                line.len()
+            )?;
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clips_long_text_on_a_character_boundary() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(300);
+        let clipped = clip(&long);
+        assert!(clipped.len() < MAX_FIELD_BYTES + 20, "{}", clipped.len());
+        assert!(clipped.ends_with("… (600 bytes)"));
+    }
 }

@@ -10,7 +10,7 @@ use std::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind, jwk::JwkSet};
 use reqwest::Url;
 use serde::Deserialize;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 
 use super::{AuthError, Principal, split_scopes};
 use crate::upstream::Upstream;
@@ -32,13 +32,22 @@ enum Keys {
 struct Jwks {
     url: Url,
     http: Upstream,
-    /// Least time between two fetches caused by unknown key ids, so random `kid`s cannot
-    /// turn the server into a flood against the identity provider.
+    /// Least time between two fetches, failed ones included, so random `kid`s or a provider
+    /// in trouble cannot turn the server into a flood against the identity provider.
     refetch_cooldown: Duration,
-    /// The keys by id, and when they were fetched.
-    keys: RwLock<(Option<Instant>, HashMap<String, DecodingKey>)>,
-    /// Serialises fetches, so concurrent unknown-kid requests cause one fetch.
+    cache: std::sync::Mutex<Cache>,
+    /// Held by the one fetch in flight; callers that need it wait for that fetch to end
+    /// instead of queueing fetches of their own.
     fetching: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<String, DecodingKey>,
+    /// When the keys were last fetched successfully.
+    fetched: Option<Instant>,
+    /// When a fetch last started, successful or not.
+    attempted: Option<Instant>,
 }
 
 pub struct JwtSettings {
@@ -71,7 +80,7 @@ impl JwtVerifier {
             url,
             http,
             refetch_cooldown,
-            keys: RwLock::default(),
+            cache: Default::default(),
             fetching: Mutex::default(),
         }));
         Self::new(settings, keys)
@@ -152,45 +161,93 @@ fn invalid(reason: &str) -> AuthError {
     AuthError::InvalidToken(reason.to_owned())
 }
 
+/// The longest a JWKS fetch may take, retries included; callers waiting on it are answered
+/// when it ends.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Jwks {
-    /// The key for `kid`: from the cache, or after a (rate-limited) refetch.
+    /// The key for `kid`: from the cache, or after a fetch, at most one per cooldown. A key
+    /// cached longer than the maximum age is refreshed, and kept if the refresh fails.
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        if let Some(key) = self.cached(kid).await {
+        if let (Some(key), true) = self.cached(kid) {
             return Ok(key);
         }
-        let _one_fetch_at_a_time = self.fetching.lock().await;
-        // Another request may have fetched while this one waited.
-        if let Some(key) = self.cached(kid).await {
-            return Ok(key);
+        // One fetch at a time: wait for the one in flight, if any, and use its keys.
+        let (_turn, waited) = match self.fetching.try_lock() {
+            Ok(turn) => (turn, false),
+            Err(_) => (self.fetching.lock().await, true),
+        };
+        let (cached, fresh) = self.cached(kid);
+        if let (Some(key), true) = (&cached, fresh) {
+            return Ok(key.clone());
         }
-        let last_fetch = self.keys.read().await.0;
-        if last_fetch.is_some_and(|at| at.elapsed() < self.refetch_cooldown) {
-            return Err(invalid("unknown key id (kid)"));
+        // A caller that waited has the answer of the fetch it waited for; it starts no other.
+        if waited || !self.may_fetch() {
+            return cached.ok_or_else(|| self.missing());
         }
-        self.fetch().await?;
-        self.cached(kid).await.ok_or_else(|| invalid("unknown key id (kid)"))
+        self.fetch().await;
+        self.cached(kid).0.ok_or_else(|| self.missing())
     }
 
-    /// A cached key, unless the cache is too old to trust.
-    async fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        let keys = self.keys.read().await;
-        let fresh = keys.0.is_some_and(|at| at.elapsed() < JWKS_MAX_AGE);
-        fresh.then(|| keys.1.get(kid).cloned()).flatten()
+    /// The cached key for `kid`, and whether the cache is young enough to trust as it is.
+    fn cached(&self, kid: &str) -> (Option<DecodingKey>, bool) {
+        let cache = self.cache.lock().expect("JWKS cache");
+        let fresh = cache.fetched.is_some_and(|at| at.elapsed() < JWKS_MAX_AGE);
+        (cache.keys.get(kid).cloned(), fresh)
     }
 
-    async fn fetch(&self) -> Result<(), AuthError> {
-        let answer = self.http.get(self.url.clone()).send().await;
-        let set: JwkSet = answer.and_then(|a| a.json()).map_err(|e| {
-            tracing::warn!(event = "jwks_fetch_failed", error = %e, "cannot fetch the JWKS");
-            AuthError::Unavailable("cannot fetch the signing keys to verify the token".into())
-        })?;
+    /// Whether the cooldown since the last attempt is over; if so, counts a new attempt.
+    fn may_fetch(&self) -> bool {
+        let mut cache = self.cache.lock().expect("JWKS cache");
+        if cache.attempted.is_some_and(|at| at.elapsed() < self.refetch_cooldown) {
+            return false;
+        }
+        cache.attempted = Some(Instant::now());
+        true
+    }
+
+    /// The error for a key that is not there: 401 when keys are known, 503 when the key set
+    /// could never be fetched.
+    fn missing(&self) -> AuthError {
+        match self.cache.lock().expect("JWKS cache").fetched {
+            Some(_) => invalid("unknown key id (kid)"),
+            None => AuthError::Unavailable("cannot fetch the signing keys to verify the token".into()),
+        }
+    }
+
+    /// Fetches the key set; on failure the cached keys stay as they are.
+    async fn fetch(&self) {
+        let answer = tokio::time::timeout(JWKS_FETCH_TIMEOUT, async {
+            self.http
+                .get(self.url.clone())
+                .send()
+                .await
+                .and_then(|a| a.json::<JwkSet>())
+        })
+        .await;
+        let set = match answer {
+            Ok(Ok(set)) => set,
+            Ok(Err(error)) => {
+                tracing::warn!(event = "jwks_fetch_failed", error = %error, "cannot fetch the JWKS; keeping the cached keys");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    event = "jwks_fetch_failed",
+                    timeout_s = JWKS_FETCH_TIMEOUT.as_secs(),
+                    "the JWKS fetch timed out; keeping the cached keys"
+                );
+                return;
+            }
+        };
         let keys: HashMap<_, _> = set
             .keys
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
         tracing::info!(event = "jwks_fetched", keys = keys.len(), "fetched the JWKS");
-        *self.keys.write().await = (Some(Instant::now()), keys);
-        Ok(())
+        let mut cache = self.cache.lock().expect("JWKS cache");
+        cache.keys = keys;
+        cache.fetched = Some(Instant::now());
     }
 }

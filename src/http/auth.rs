@@ -1,38 +1,60 @@
-//! The HTTP edge of authentication and authorization, as the MCP authorization spec asks:
-//! a bearer token becomes a `Principal` (or the caller is anonymous when auth is off); a
-//! missing or bad token gets 401 with a `WWW-Authenticate` challenge pointing at the
-//! protected-resource metadata; a token without a needed scope gets 403 `insufficient_scope`
-//! naming it (including the scope of the tool being called, so clients can step up); tokens
-//! in the query string are refused; an optional per-caller request limit answers 429.
+//! Authentication and authorization at the HTTP edge, as the MCP authorization spec asks: a
+//! bearer token becomes a `Principal` (or the caller is anonymous when auth is off); a missing
+//! or bad token gets 401 with a `WWW-Authenticate` challenge pointing at the protected-resource
+//! metadata; a token without a needed scope gets 403 `insufficient_scope` naming it (including
+//! the scope of the tool being called, so clients can step up); tokens in the query string are
+//! refused. Two limits keep floods cheap: failed authentications per client address (a flood
+//! of bad tokens turns into 429s) and an optional per-caller request limit.
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
 
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{HeaderValue, StatusCode, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::body::RawBody;
+use super::refusals::Refusals;
 use crate::{
     auth::{AuthError, Principal, Verifier},
     guard::{Guard, Rate},
+    telemetry::clip,
 };
 
-#[derive(Clone)]
-pub struct Gate(Arc<GateState>);
-
-struct GateState {
+pub struct Gate {
     verifier: Option<Arc<Verifier>>,
     required_scopes: Vec<String>,
     guard: Arc<Guard>,
     /// Where the protected-resource metadata lives, for challenges.
     metadata_url: String,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// MCP_HTTP_RATE_LIMIT, keyed by principal.
+    per_caller: Option<DefaultKeyedRateLimiter<String>>,
+    /// MCP_AUTH_FAILURE_LIMIT, keyed by client address.
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(rate: Rate) -> DefaultKeyedRateLimiter<K> {
+    let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
+    DefaultKeyedRateLimiter::keyed(
+        Quota::with_period(rate.per)
+            .expect("a non-zero period")
+            .allow_burst(burst),
+    )
+}
+
+/// Whole seconds to wait, at least 1.
+fn retry_after(not_until: governor::NotUntil<<governor::clock::DefaultClock as Clock>::Instant>) -> u64 {
+    let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// 429 with `Retry-After` and an OAuth-style error body.
+fn too_many(description: String, secs: u64) -> Response {
+    let body = json!({ "error": "rate_limited", "error_description": description });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 impl Gate {
@@ -41,116 +63,131 @@ impl Gate {
         required_scopes: Vec<String>,
         guard: Arc<Guard>,
         metadata_url: String,
-        rate: Option<Rate>,
+        per_caller: Option<Rate>,
+        failures: Rate,
     ) -> Self {
-        let limiter = rate.map(|rate| {
-            let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
-            DefaultKeyedRateLimiter::keyed(
-                Quota::with_period(rate.per)
-                    .expect("a non-zero period")
-                    .allow_burst(burst),
-            )
-        });
-        Self(Arc::new(GateState {
+        Self {
             verifier,
             required_scopes,
             guard,
             metadata_url,
-            limiter,
-        }))
+            per_caller: per_caller.map(limiter),
+            failures: limiter(failures),
+        }
     }
-}
 
-pub async fn authenticate(
-    State(gate): State<Gate>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let gate = &gate.0;
-    if token_in_query(request.uri().query()) {
-        return gate.challenge(
-            StatusCode::BAD_REQUEST,
-            Some((
-                "invalid_request",
-                "tokens are not accepted in the query string; send an Authorization: Bearer header",
-            )),
-            &[],
-        );
-    }
-    let principal = match &gate.verifier {
-        None => Principal::anonymous(peer.ip()),
-        Some(verifier) => {
-            let Some(token) = bearer(&request) else {
-                // No credentials at all: a bare challenge (RFC 6750 §3.1), nothing to log as failure.
-                return gate.challenge(StatusCode::UNAUTHORIZED, None, &gate.required_scopes);
-            };
-            match verifier.verify(token).await {
-                Ok(principal) => principal,
-                Err(AuthError::InvalidToken(reason)) => {
-                    tracing::warn!(event = "auth_failed", client = %peer.ip(), reason, "bearer token refused");
-                    return gate.challenge(
+    /// Who is calling (from the `Authorization` header), or the answer refusing the request.
+    pub async fn principal(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        refusals: &Refusals,
+    ) -> Result<Principal, Response> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(Principal::anonymous(peer));
+        };
+        let refused = |reason: String| {
+            if let Err(not_until) = self.failures.check_key(&peer) {
+                let secs = retry_after(not_until);
+                refusals.record("auth_failures_limited", || {
+                    tracing::warn!(event = "auth_failures_limited", client = %peer, retry_after_s = secs, "too many failed authentications from this address");
+                });
+                return too_many(
+                    format!("too many failed authentications from this address; retry after {secs} s"),
+                    secs,
+                );
+            }
+            match reason.is_empty() {
+                // No credentials at all: a bare challenge (RFC 6750 §3.1), not a failure to log.
+                true => self.challenge(StatusCode::UNAUTHORIZED, None, &self.required_scopes),
+                false => {
+                    refusals.record("auth_failed", || {
+                        tracing::warn!(event = "auth_failed", client = %peer, reason = %clip(&reason), "bearer token refused");
+                    });
+                    self.challenge(
                         StatusCode::UNAUTHORIZED,
                         Some(("invalid_token", &reason)),
-                        &gate.required_scopes,
-                    );
-                }
-                Err(AuthError::Unavailable(reason)) => {
-                    let mut response = (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        axum::Json(json!({ "error": "temporarily_unavailable", "error_description": reason })),
+                        &self.required_scopes,
                     )
-                        .into_response();
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                    return response;
                 }
             }
+        };
+        let Some(token) = bearer(headers) else {
+            return Err(refused(String::new()));
+        };
+        match verifier.verify(token).await {
+            Ok(principal) => Ok(principal),
+            Err(AuthError::InvalidToken(reason)) => Err(refused(reason)),
+            Err(AuthError::Unavailable(reason)) => {
+                refusals.record("auth_unavailable", || {
+                    tracing::warn!(event = "auth_unavailable", reason = %clip(&reason), "cannot verify tokens right now");
+                });
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({ "error": "temporarily_unavailable", "error_description": reason })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                Err(response)
+            }
         }
-    };
-    let mut needed: Vec<String> = gate.required_scopes.clone();
-    // Only a caller who can present a better token gets a step-up challenge; an anonymous
-    // caller of a privileged tool is refused by the guard chain instead.
-    if gate.verifier.is_some()
-        && let Some(scope) = called_tool(&request).and_then(|tool| gate.guard.required_scope(&tool))
-    {
-        needed.push(scope.to_owned());
     }
-    if !principal.missing(&needed).is_empty() {
-        tracing::warn!(event = "auth_denied", subject = principal.subject, missing = ?principal.missing(&needed), "token lacks a needed scope");
-        return gate.challenge(
+
+    /// The per-caller request limit, if one is set.
+    pub fn check_rate(&self, principal: &Principal, refusals: &Refusals) -> Result<(), Response> {
+        let Some(limiter) = &self.per_caller else { return Ok(()) };
+        limiter.check_key(&principal.key).map_err(|not_until| {
+            let secs = retry_after(not_until);
+            refusals.record("http_rate_limited", || {
+                tracing::warn!(
+                    event = "http_rate_limited",
+                    subject = %clip(&principal.subject),
+                    retry_after_s = secs,
+                    "per-caller request limit reached"
+                );
+            });
+            too_many(format!("too many requests; retry after {secs} s"), secs)
+        })
+    }
+
+    /// The scopes every request needs, and the called tool's (`tool`), when a token is in use.
+    pub fn check_scopes(&self, principal: &Principal, tool: Option<&str>, refusals: &Refusals) -> Result<(), Response> {
+        let mut needed: Vec<String> = self.required_scopes.clone();
+        // Only a caller who can present a better token gets a step-up challenge; an anonymous
+        // caller of a privileged tool is refused by the guard chain instead.
+        if self.verifier.is_some()
+            && let Some(scope) = tool.and_then(|tool| self.guard.required_scope(tool))
+        {
+            needed.push(scope.to_owned());
+        }
+        let missing = principal.missing(&needed);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        refusals.record("auth_denied", || {
+            tracing::warn!(event = "auth_denied", subject = %clip(&principal.subject), ?missing, "token lacks a needed scope");
+        });
+        Err(self.challenge(
             StatusCode::FORBIDDEN,
             Some(("insufficient_scope", "the token lacks a scope this request needs")),
             &needed,
-        );
+        ))
     }
-    if let Some(limiter) = &gate.limiter
-        && let Err(not_until) = limiter.check_key(&principal.key)
-    {
-        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        tracing::warn!(
-            event = "http_rate_limited",
-            subject = principal.subject,
-            retry_after_s = secs,
-            "per-caller request limit reached"
-        );
-        let body =
-            json!({ "error": "rate_limited", "error_description": format!("too many requests; retry after {secs} s") });
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return response;
-    }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
-}
 
-impl GateState {
+    /// Forgets the buckets of callers and addresses that have been quiet long enough.
+    pub fn evict_idle(&self) {
+        if let Some(limiter) = &self.per_caller {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+    }
+
     /// A 401/403/400 with the `WWW-Authenticate` challenge the spec asks for.
-    fn challenge(&self, status: StatusCode, error: Option<(&str, &str)>, scopes: &[String]) -> Response {
+    pub fn challenge(&self, status: StatusCode, error: Option<(&str, &str)>, scopes: &[String]) -> Response {
         let mut value = format!("Bearer resource_metadata=\"{}\"", self.metadata_url);
         if !scopes.is_empty() {
             value.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
@@ -175,8 +212,8 @@ impl GateState {
     }
 }
 
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -184,7 +221,8 @@ fn bearer(request: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn token_in_query(query: Option<&str>) -> bool {
+/// Whether the query string carries an `access_token` (RFC 6750 §2.3, which MCP forbids).
+pub fn token_in_query(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|pair| {
             pair.split('=')
@@ -192,20 +230,4 @@ fn token_in_query(query: Option<&str>) -> bool {
                 .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
         })
     })
-}
-
-/// The tool a `tools/call` body names, if the body is one.
-fn called_tool(request: &Request) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Call {
-        method: String,
-        params: Option<Params>,
-    }
-    #[derive(Deserialize)]
-    struct Params {
-        name: String,
-    }
-    let RawBody(bytes) = request.extensions().get::<RawBody>()?;
-    let call: Call = serde_json::from_slice(bytes).ok()?;
-    (call.method == "tools/call").then_some(call.params?.name)
 }

@@ -1,6 +1,7 @@
-//! The HTTP edge of the drain: refuses every MCP request while draining (503 + Retry-After,
-//! with a JSON-RPC error body), and counts each POST in flight until its response body has
-//! been sent, so a drain waits for answers to leave, not only for handlers to return.
+//! The HTTP edge of the drain: the answer for MCP requests while draining (503 + Retry-After,
+//! with a JSON-RPC error body), and a response body that holds something (a request's place
+//! in flight, an event stream's place under its cap) until the body has been sent, so a drain
+//! waits for answers to leave, not only for handlers to return.
 
 use std::{
     pin::Pin,
@@ -9,61 +10,42 @@ use std::{
 
 use axum::{
     body::{Body, Bytes, HttpBody},
-    extract::{Request, State},
-    http::{HeaderValue, Method, StatusCode, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
+    http::{HeaderValue, StatusCode, header},
+    response::Response,
 };
 use http_body::{Frame, SizeHint};
 
-use crate::{
-    server::{REFUSED_WHILE_DRAINING, SHUTTING_DOWN},
-    shutdown::{InFlight, Shutdown},
-};
+use super::body::rpc_error;
+use crate::server::{REFUSED_WHILE_DRAINING, SHUTTING_DOWN};
 
 /// What a refused client is told to wait before retrying (another replica may answer sooner).
 const RETRY_AFTER_SECS: &str = "5";
 
-pub async fn drain_gate(State(shutdown): State<Shutdown>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
-        // GET streams and DELETEs carry no call to wait for; refuse them once draining.
-        return if shutdown.is_draining() {
-            refused()
-        } else {
-            next.run(request).await
-        };
-    }
-    let Some(in_flight) = shutdown.track() else {
-        return refused();
-    };
-    next.run(request).await.map(|body| {
-        Body::new(CountedBody {
-            body,
-            _in_flight: in_flight,
-        })
-    })
-}
-
-fn refused() -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": { "code": SHUTTING_DOWN.0, "message": REFUSED_WHILE_DRAINING }
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+pub fn refused() -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::Value::Null,
+        SHUTTING_DOWN.0.into(),
+        REFUSED_WHILE_DRAINING,
+    );
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     response
 }
 
-/// A response body that keeps its request counted in flight until it is sent or dropped.
-struct CountedBody {
+/// A response body that keeps `T` until it is sent or dropped.
+pub struct Held<T> {
     body: Body,
-    _in_flight: InFlight,
+    _held: T,
 }
 
-impl HttpBody for CountedBody {
+/// `response` with `held` kept until its body has been sent.
+pub fn hold<T: Send + Unpin + 'static>(response: Response, held: T) -> Response {
+    response.map(|body| Body::new(Held { body, _held: held }))
+}
+
+impl<T: Send + Unpin + 'static> HttpBody for Held<T> {
     type Data = Bytes;
     type Error = axum::Error;
 

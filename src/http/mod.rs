@@ -1,23 +1,32 @@
 //! The Streamable HTTP transport under axum: `/mcp` for MCP, `/healthz` and `/readyz` for
 //! orchestrators, and the protected-resource metadata when authentication is on.
-//! Cross-cutting concerns are layers, composed in `app` in the order a request meets them.
+//! Connections are bounded in `connections`; every check before rmcp is one layer, `edge`,
+//! which reads in the order a request meets the checks.
 
 mod auth;
 mod body;
+mod connections;
 mod drain;
+mod edge;
 mod health;
 mod metadata;
 pub mod origin;
+mod refusals;
+pub mod sessions;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use axum::{Router, middleware, routing::get, serve::ListenerExt};
+use axum::{Router, middleware, routing::get};
 use reqwest::Url;
-use rmcp::transport::{
-    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
-};
-use tokio_util::sync::CancellationToken;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use self::{
+    connections::ConnectionLimits,
+    refusals::Refusals,
+    sessions::{SessionLimits, Sessions},
+};
 use crate::{
     auth::Verifier,
     config::ServeConfig,
@@ -35,7 +44,7 @@ pub fn resource_url(public_url: &Url) -> Url {
     url
 }
 
-/// Builds the router: MCP behind its edge layers; health endpoints and metadata open.
+/// Builds the router: MCP behind its edge layer; health endpoints and metadata open.
 pub fn app(
     config: &ServeConfig,
     public_url: &Url,
@@ -43,8 +52,10 @@ pub fn app(
     shutdown: Shutdown,
     verifier: Option<Arc<Verifier>>,
     stop: CancellationToken,
+    refusals: Arc<Refusals>,
 ) -> Result<Router, String> {
-    let max_body = config.http.max_body_bytes as usize;
+    let http = &config.http;
+    let max_body = http.max_body_bytes as usize;
     let resource = resource_url(public_url);
     let required_scopes = config.auth.required_scopes();
     let authenticated = verifier.is_some();
@@ -53,9 +64,9 @@ pub fn app(
         required_scopes.clone(),
         server.guard().clone(),
         metadata::url_for(&resource).to_string(),
-        config.http.http_rate_limit,
+        http.http_rate_limit,
+        http.auth_failure_limit,
     );
-    let host_origin = origin::HostOriginPolicy::new(&config.http, config.bind);
     let mut scopes = required_scopes;
     scopes.extend(server.guard().scopes().into_iter().map(str::to_owned));
     let authorization_servers = match &config.auth.authorization_servers {
@@ -68,29 +79,36 @@ pub fn app(
             .collect(),
     };
     let metadata = metadata::Metadata::new(&resource, &authorization_servers, &scopes);
+    let sessions = Arc::new(Sessions::new(SessionLimits {
+        max_total: http.max_sessions as usize,
+        max_per_owner: http.max_sessions_per_client as usize,
+        idle_timeout: http.session_idle_timeout,
+    }));
 
-    // Host/Origin are checked by our own layer, first; rmcp's copy of that check is off.
+    // Host/Origin are checked by our own edge, first; rmcp's copy of that check is off.
     let rmcp_config = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_max_request_body_bytes(max_body)
         .disable_allowed_hosts()
         .with_cancellation_token(stop);
-    let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        LocalSessionManager::default().into(),
-        rmcp_config,
-    );
+    let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), rmcp_config);
 
-    // `layer` wraps what is above it: the last layer added is the first a request meets.
+    let edge = Arc::new(edge::Edge {
+        host_origin: origin::HostOriginPolicy::new(http, config.bind),
+        shutdown: shutdown.clone(),
+        gate,
+        sessions,
+        event_streams: Arc::new(Semaphore::new(http.max_event_streams as usize)),
+        max_event_streams: http.max_event_streams as usize,
+        max_body,
+        body_timeout: http.body_read_timeout,
+        session_retry_after: http.session_idle_timeout.min(Duration::from_secs(60)),
+        refusals,
+    });
+    spawn_eviction(&edge, config.policy.rate_limit_eviction);
     let mcp = Router::new()
         .route_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(gate, auth::authenticate))
-        .layer(middleware::from_fn_with_state(max_body, body::limit_and_diagnose))
-        .layer(middleware::from_fn_with_state(shutdown.clone(), drain::drain_gate))
-        .layer(middleware::from_fn_with_state(
-            host_origin,
-            origin::check_host_and_origin,
-        ));
+        .layer(middleware::from_fn_with_state(edge, edge::handle));
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -112,6 +130,20 @@ pub fn app(
     Ok(app)
 }
 
+/// Forgets the edge limiters' idle buckets every `every`, until the edge is gone.
+fn spawn_eviction(edge: &Arc<edge::Edge>, every: Duration) {
+    let edge = Arc::downgrade(edge);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(edge) = edge.upgrade() else { return };
+            edge.gate.evict_idle();
+        }
+    });
+}
+
 /// Serves HTTP until a signal, then drains and exits.
 pub async fn run(
     config: &ServeConfig,
@@ -131,20 +163,33 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Url::parse(&format!("http://{addr}")).expect("an address makes a URL"));
     let stop = CancellationToken::new();
-    let app = app(config, &public_url, server, shutdown.clone(), verifier, stop.clone())?;
-    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
-    // Send each write at once: an answer streamed in small pieces (a session's event stream)
-    // would otherwise wait on the client's delayed ACK, ~40 ms per call on a kept-alive connection.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = close_rx.await;
-        });
-    let serving = tokio::spawn(async move { serving.await });
+    let refusals = Refusals::start();
+    let app = app(
+        config,
+        &public_url,
+        server,
+        shutdown.clone(),
+        verifier,
+        stop.clone(),
+        refusals.clone(),
+    )?;
+    let http = &config.http;
+    let limits = ConnectionLimits {
+        max_total: http.max_connections as usize,
+        max_per_client: http.max_connections_per_client as usize,
+        header_timeout: http.header_read_timeout,
+        idle_timeout: http.idle_timeout,
+    };
+    let closing = CancellationToken::new();
+    let open = TaskTracker::new();
+    let accepting = tokio::spawn(connections::serve(
+        listener,
+        app,
+        limits,
+        refusals,
+        closing.clone(),
+        open.clone(),
+    ));
     shutdown.mark_serving();
     tracing::info!(event = "listening", transport = "http", %addr, url = %format!("http://{addr}/mcp"), "serving MCP over Streamable HTTP");
 
@@ -153,12 +198,10 @@ pub async fn run(
     // Close MCP sessions and streams (rmcp flushes answers already produced), then stop
     // accepting and let open connections finish writing.
     stop.cancel();
-    let _ = close_tx.send(());
-    match tokio::time::timeout(CLOSE_TIMEOUT, serving).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
-        Err(_) => tracing::warn!("open connections did not close in time; exiting anyway"),
+    closing.cancel();
+    let _ = accepting.await;
+    if tokio::time::timeout(CLOSE_TIMEOUT, open.wait()).await.is_err() {
+        tracing::warn!("open connections did not close in time; exiting anyway");
     }
     Ok(())
 }

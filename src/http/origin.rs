@@ -4,15 +4,14 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
-    http::{StatusCode, header},
-    middleware::Next,
+    http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use reqwest::Url;
 use serde_json::json;
 
-use crate::config::HttpConfig;
+use super::refusals::Refusals;
+use crate::{config::HttpConfig, telemetry::clip};
 
 #[derive(Clone)]
 pub struct HostOriginPolicy(Arc<Lists>);
@@ -62,8 +61,12 @@ const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 impl HostOriginPolicy {
     /// The configured lists, or loopback defaults for a loopback bind.
     pub fn new(config: &HttpConfig, bind: SocketAddr) -> Self {
+        Self::from_lists(&config.allowed_hosts, &config.allowed_origins, bind)
+    }
+
+    fn from_lists(allowed_hosts: &[AllowedHost], allowed_origins: &[AllowedOrigin], bind: SocketAddr) -> Self {
         let loopback = bind.ip().is_loopback();
-        let hosts = if config.allowed_hosts.is_empty() && loopback {
+        let hosts = if allowed_hosts.is_empty() && loopback {
             LOOPBACK_HOSTS
                 .iter()
                 .map(|h| AllowedHost {
@@ -72,15 +75,15 @@ impl HostOriginPolicy {
                 })
                 .collect()
         } else {
-            config.allowed_hosts.clone()
+            allowed_hosts.to_vec()
         };
-        let origins = if config.allowed_origins.is_empty() && loopback {
+        let origins = if allowed_origins.is_empty() && loopback {
             LOOPBACK_HOSTS
                 .iter()
                 .map(|h| AllowedOrigin::Site("http".into(), h.to_string(), None))
                 .collect()
         } else {
-            config.allowed_origins.clone()
+            allowed_origins.to_vec()
         };
         Self(Arc::new(Lists { hosts, origins }))
     }
@@ -153,39 +156,45 @@ fn parse_rule(raw: &str) -> Option<AllowedOrigin> {
     Some(AllowedOrigin::Site(url.scheme().to_owned(), host, port))
 }
 
-pub async fn check_host_and_origin(State(policy): State<HostOriginPolicy>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    if !policy.host_allowed(&host) {
-        return forbidden(
-            "host_not_allowed",
-            &format!("Host '{host}' is not allowed (MCP_ALLOWED_HOSTS)"),
-        );
-    }
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("<not text>");
-        if !policy.origin_allowed(origin) {
-            return forbidden(
-                "origin_not_allowed",
-                &format!("Origin '{origin}' is not allowed (MCP_ALLOWED_ORIGINS)"),
-            );
+impl HostOriginPolicy {
+    /// Refuses (403) a request whose Host or Origin is not on the lists.
+    pub fn check(&self, headers: &HeaderMap, uri: &Uri, refusals: &Refusals) -> Result<(), Response> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        if !self.host_allowed(&host) {
+            return Err(forbidden(
+                refusals,
+                "host_not_allowed",
+                &format!("Host '{}' is not allowed (MCP_ALLOWED_HOSTS)", clip(&host)),
+            ));
         }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("<not text>");
+            if !self.origin_allowed(origin) {
+                return Err(forbidden(
+                    refusals,
+                    "origin_not_allowed",
+                    &format!("Origin '{}' is not allowed (MCP_ALLOWED_ORIGINS)", clip(origin)),
+                ));
+            }
+        }
+        Ok(())
     }
-    next.run(request).await
 }
 
-fn forbidden(error: &str, description: &str) -> Response {
-    tracing::warn!(
-        event = "request_refused",
-        error,
-        reason = description,
-        "refused a request at the HTTP edge"
-    );
+fn forbidden(refusals: &Refusals, error: &'static str, description: &str) -> Response {
+    refusals.record(error, || {
+        tracing::warn!(
+            event = "request_refused",
+            error,
+            reason = description,
+            "refused a request at the HTTP edge"
+        );
+    });
     (
         StatusCode::FORBIDDEN,
         axum::Json(json!({ "error": error, "error_description": description })),
@@ -198,14 +207,9 @@ mod tests {
     use super::*;
 
     fn policy(hosts: &[&str], origins: &[&str]) -> HostOriginPolicy {
-        let config = HttpConfig {
-            public_url: None,
-            allowed_hosts: hosts.iter().map(|s| s.parse().unwrap()).collect(),
-            allowed_origins: origins.iter().map(|s| s.parse().unwrap()).collect(),
-            max_body_bytes: 4096,
-            http_rate_limit: None,
-        };
-        HostOriginPolicy::new(&config, "0.0.0.0:80".parse().unwrap())
+        let hosts: Vec<AllowedHost> = hosts.iter().map(|s| s.parse().unwrap()).collect();
+        let origins: Vec<AllowedOrigin> = origins.iter().map(|s| s.parse().unwrap()).collect();
+        HostOriginPolicy::from_lists(&hosts, &origins, "0.0.0.0:80".parse().unwrap())
     }
 
     #[test]

@@ -164,8 +164,8 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
             .find(|(net, _)| net.contains(&ip))
             .map(|(_, kind)| *kind),
         IpAddr::V6(ip) => {
-            // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
-            if let Some(v4) = nat64_embedded(ip) {
+            // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address: judge that.
+            if let Some(v4) = nat64_embedded(ip).or_else(|| six_to_four_embedded(ip)) {
                 return non_public(v4.into());
             }
             NON_PUBLIC_V6
@@ -181,6 +181,13 @@ fn nat64_embedded(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return None;
     };
     ((a, b) == (0x64, 0xff9b)).then(|| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
+}
+
+fn six_to_four_embedded(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let [0x2002, hi, lo, ..] = ip.segments() else {
+        return None;
+    };
+    Some(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
 }
 
 const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
@@ -213,11 +220,13 @@ const NON_PUBLIC_V4: &[(Ipv4Net, &str)] = &[
 const NON_PUBLIC_V6: &[(Ipv6Net, &str)] = &[
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), "unspecified"),
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
+    // ::a.b.c.d, deprecated; some stacks still route it to the IPv4 address.
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), "deprecated IPv4-compatible"),
     (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "NAT64 local-use"),
     (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard"),
     (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
-    // 6to4 can carry any IPv4 address, private ones included.
-    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), "6to4"),
+    // Teredo tunnels to an obfuscated IPv4 address that cannot be judged.
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "Teredo"),
     // fd00:ec2::254 is AWS's IPv6 metadata endpoint.
     (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique-local"),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
@@ -250,12 +259,23 @@ mod tests {
             ("fd00:ec2::254", "unique-local"), // AWS IPv6 metadata
             ("fe80::1", "link-local"),
             ("64:ff9b::a9fe:a9fe", "link-local"), // NAT64 of 169.254.169.254
-            ("2002:7f00:1::", "6to4"),
+            ("2002:7f00:1::", "loopback"),        // 6to4 of 127.0.0.1
+            ("2002:a9fe:a9fe::1", "link-local"),  // 6to4 of 169.254.169.254
+            ("::127.0.0.1", "deprecated IPv4-compatible"),
+            ("::8.8.8.8", "deprecated IPv4-compatible"),
+            ("2001::1", "Teredo"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
             ("ff02::1", "multicast"),
         ] {
             assert_eq!(non_public(ip.parse().unwrap()), Some(kind), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1", // 6to4 of 8.8.8.8
+        ] {
             assert_eq!(non_public(ip.parse().unwrap()), None, "{ip}");
         }
     }
