@@ -24,6 +24,7 @@ use crate::{
     auth::Principal,
     guard::{self, Decision, Guard, Overrides},
     shutdown::Shutdown,
+    telemetry::clip,
     weather::OpenMeteo,
 };
 
@@ -122,7 +123,10 @@ impl McpServer {
         let decision = decision.map(Decision::as_str);
         let subject = self.principal(context).subject;
         let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
+        // What a client chose (names, ids, a token's subject) is logged clipped.
+        let (subject, name) = (clip(&subject), name.map(clip));
         let request_id = context.id.to_string();
+        let request_id = clip(&request_id);
         let protocol = context.protocol_version().map(|v| v.to_string());
         let transport = if context.extensions.get::<axum::http::request::Parts>().is_some() {
             "http"
@@ -133,19 +137,20 @@ impl McpServer {
             Ok(_) => tracing::info!(
                 event = "request",
                 method,
-                name,
-                request_id,
+                name = name.as_deref(),
+                request_id = %request_id,
                 protocol,
                 transport,
-                subject,
+                subject = %subject,
                 decision,
                 duration_ms,
                 outcome,
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
-                event = "request", method, name, request_id, protocol, transport, subject, decision,
-                duration_ms, outcome, error_code = error.code.0, error = %error.message,
+                event = "request", method, name = name.as_deref(), request_id = %request_id, protocol,
+                transport, subject = %subject, decision, duration_ms, outcome, error_code = error.code.0,
+                error = %clip(&error.message),
                 "handled {method}"
             ),
         }
@@ -155,6 +160,31 @@ impl McpServer {
 
 fn ok<T>(result: &Result<T, ErrorData>) -> (Option<Decision>, &'static str) {
     (None, if result.is_ok() { "ok" } else { "error" })
+}
+
+/// The -32601 for a method this server does not offer, saying why. rmcp's own names only the
+/// method; every transport passes its answers through [`explain_missing_method`] so a client
+/// reads the same sentence over stdio and HTTP.
+pub fn missing_method(method: &str) -> ErrorData {
+    let message = match method {
+        // rmcp refuses ping only where the revision has none.
+        "ping" => "ping is not part of protocol revision 2026-07-28, which has no keep-alive request; \
+                   ping exists in 2025-11-25 and 2025-06-18"
+            .to_owned(),
+        _ => format!(
+            "{} is not offered by this server: its capabilities do not advertise it",
+            crate::telemetry::clip(method)
+        ),
+    };
+    ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None)
+}
+
+/// Replaces rmcp's bare "method not found" message (the method's name alone) with one that
+/// says why.
+pub fn explain_missing_method(error: &mut ErrorData) {
+    if error.code == ErrorCode::METHOD_NOT_FOUND && !error.message.contains(' ') {
+        *error = missing_method(&error.message);
+    }
 }
 
 /// The error for a request refused or cancelled because the server is shutting down.
@@ -212,6 +242,18 @@ impl ServerHandler for McpServer {
 
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         self.observe("ping", None, &context, ok, async { Ok(()) }).await
+    }
+
+    /// Completions are not advertised.
+    async fn complete(
+        &self,
+        _request: rmcp::model::CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        self.observe("completion/complete", None, &context, ok, async {
+            Err(missing_method("completion/complete"))
+        })
+        .await
     }
 
     async fn list_tools(
@@ -349,7 +391,7 @@ impl ServerHandler for McpServer {
         .await
     }
 
-    #[cfg(feature = "conformance")]
+    /// Client logging is advertised only by the conformance fixtures.
     #[allow(
         deprecated,
         reason = "client logging is deprecated (SEP-2577); the suite still tests it"
@@ -359,30 +401,41 @@ impl ServerHandler for McpServer {
         _request: rmcp::model::SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.observe("logging/setLevel", None, &context, ok, async { Ok(()) })
-            .await
+        self.observe("logging/setLevel", None, &context, ok, async {
+            if cfg!(feature = "conformance") {
+                Ok(())
+            } else {
+                Err(missing_method("logging/setLevel"))
+            }
+        })
+        .await
     }
 
-    #[cfg(feature = "conformance")]
+    /// Resource subscriptions are advertised only by the conformance fixtures.
     async fn subscribe(
         &self,
         request: rmcp::model::SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.observe("resources/subscribe", Some(&request.uri), &context, ok, async {
-            crate::conformance::subscribe(&request.uri)
+            #[cfg(feature = "conformance")]
+            return crate::conformance::subscribe(&request.uri);
+            #[cfg(not(feature = "conformance"))]
+            Err(missing_method("resources/subscribe"))
         })
         .await
     }
 
-    #[cfg(feature = "conformance")]
     async fn unsubscribe(
         &self,
         request: rmcp::model::UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.observe("resources/unsubscribe", Some(&request.uri), &context, ok, async {
-            crate::conformance::subscribe(&request.uri)
+            #[cfg(feature = "conformance")]
+            return crate::conformance::subscribe(&request.uri);
+            #[cfg(not(feature = "conformance"))]
+            Err(missing_method("resources/unsubscribe"))
         })
         .await
     }

@@ -2,27 +2,31 @@
 //! the server as a child process.
 //!
 //! Reading is ours so that bad input gets an answer: a line that is not JSON gets a JSON-RPC
-//! Parse error (-32700), JSON that is not a valid request gets Invalid Request (-32600), and
-//! the session goes on either way. Writing is rmcp's, so every byte on stdout is a framed
-//! JSON-RPC message. This is also the drain's stdio edge: each request counts as in flight
+//! Parse error (-32700), any other JSON that is not a JSON-RPC message gets Invalid Request
+//! (-32600, with the null id when it has none), and the session goes on either way. Every
+//! write is one whole serialized message and a newline, so stdout carries JSON-RPC only. This is also the drain's stdio edge: each request counts as in flight
 //! from the line read to its answer written, and while draining new requests are answered
 //! with an error here. The process exits when stdin closes or after a drain on SIGTERM/SIGINT.
 
-use std::{collections::HashMap, pin::Pin, time::Duration};
+use std::{collections::HashMap, pin::Pin, sync::Arc, time::Duration};
 
 use rmcp::{
     RoleServer,
     model::{
-        ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
+        ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId,
+        ServerJsonRpcMessage,
     },
     service::{ServerInitializeError, serve_server_with_ct},
-    transport::{Transport, async_rw::AsyncRwTransport, stdio_pipes},
+    transport::{Transport, stdio_pipes},
 };
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::{
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
+    sync::Mutex,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    server::{McpServer, REFUSED_WHILE_DRAINING, shutting_down},
+    server::{McpServer, REFUSED_WHILE_DRAINING, explain_missing_method, missing_method, shutting_down},
     shutdown::{self, InFlight, Shutdown},
     telemetry::clip,
 };
@@ -69,11 +73,13 @@ pub struct StdioTransport<R> {
     /// Inside an oversized line, skipping to its end. Kept here because `receive` may be
     /// cancelled and resumed mid-line.
     discarding: bool,
-    /// rmcp's framed writer; its reading half is never used.
-    writer: AsyncRwTransport<RoleServer, tokio::io::Empty, Box<dyn AsyncWrite + Send + Unpin>>,
+    /// stdout: one JSON-RPC message per line, written whole under the lock.
+    writer: Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
     shutdown: Shutdown,
     /// Requests read and not yet answered.
     in_flight: HashMap<RequestId, InFlight>,
+    /// The client began with `server/discover` (2026-07-28), not `initialize`.
+    stateless: bool,
 }
 
 enum Line {
@@ -88,9 +94,10 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
             reader: BufReader::new(reader),
             line: Vec::new(),
             discarding: false,
-            writer: AsyncRwTransport::new_server(tokio::io::empty(), Box::new(writer)),
+            writer: Arc::new(Mutex::new(Box::new(writer))),
             shutdown,
             in_flight: HashMap::new(),
+            stateless: false,
         }
     }
 
@@ -125,8 +132,19 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
         }
     }
 
+    /// Answers a request that never reached rmcp; `None` answers with the null id, as
+    /// JSON-RPC asks when the id could not be read.
     async fn reply_error(&mut self, id: Option<RequestId>, error: ErrorData) {
-        if let Err(e) = self.writer.send(ServerJsonRpcMessage::error(error, id)).await {
+        let line = match id {
+            Some(id) => serde_json::to_value(ServerJsonRpcMessage::error(error, Some(id))),
+            None => serde_json::to_value(&error)
+                .map(|error| serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": error })),
+        };
+        let written = match line {
+            Ok(line) => write_line(self.writer.clone(), &line).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
             tracing::warn!(error = %e, "could not write an error reply to stdout");
         }
     }
@@ -135,15 +153,21 @@ impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
 impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
     type Error = std::io::Error;
 
-    fn send(&mut self, item: ServerJsonRpcMessage) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+    fn send(
+        &mut self,
+        mut item: ServerJsonRpcMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let JsonRpcMessage::Error(error) = &mut item {
+            explain_missing_method(&mut error.error);
+        }
         let answered = match &item {
             JsonRpcMessage::Response(response) => self.in_flight.remove(&response.id),
             JsonRpcMessage::Error(error) => error.id.as_ref().and_then(|id| self.in_flight.remove(id)),
             _ => None,
         };
-        let write = self.writer.send(item);
+        let writer = self.writer.clone();
         async move {
-            let written = write.await;
+            let written = write_line(writer, &item).await;
             drop(answered); // the request stops counting once its answer is out
             written
         }
@@ -178,6 +202,16 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
             }
             match parse(text) {
                 Ok(JsonRpcMessage::Request(request)) => {
+                    match &request.request {
+                        ClientRequest::DiscoverRequest(_) => self.stateless = true,
+                        ClientRequest::InitializeRequest(_) => self.stateless = false,
+                        // rmcp answers ping itself, whatever the revision; 2026-07-28 has none.
+                        ClientRequest::PingRequest(_) if self.stateless => {
+                            self.reply_error(Some(request.id), missing_method("ping")).await;
+                            continue;
+                        }
+                        _ => {}
+                    }
                     let Some(in_flight) = self.shutdown.track() else {
                         self.reply_error(Some(request.id), shutting_down(REFUSED_WHILE_DRAINING))
                             .await;
@@ -207,8 +241,20 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.writer.close().await
+        self.writer.lock().await.shutdown().await
     }
+}
+
+/// Writes `message` and a newline, whole, then flushes.
+async fn write_line(
+    writer: Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
+    message: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message)?;
+    line.push(b'\n');
+    let mut writer = writer.lock().await;
+    writer.write_all(&line).await?;
+    writer.flush().await
 }
 
 /// Parses one line. On failure, says whom to answer (`Some(id)`, where `id` is `None` for

@@ -283,6 +283,14 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
         (json!(5), json!(-32600))
     );
 
+    // JSON that is not a JSON-RPC message at all: -32600 with the null id, spelled out.
+    for not_a_message in ["{}", "[1,2]", "\"x\"", "42", "null"] {
+        stdin.write_all(format!("{not_a_message}\n").as_bytes()).await.unwrap();
+        let reply = next().await;
+        assert_eq!(reply.get("id"), Some(&Value::Null), "{not_a_message}: {reply}");
+        assert_eq!(reply["error"]["code"], -32600, "{not_a_message}: {reply}");
+    }
+
     // Still serving: a handshake and a call go through.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
         "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
@@ -296,11 +304,11 @@ async fn stdio_answers_malformed_input_and_keeps_serving() {
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}\n")
         .await
         .unwrap();
-    assert_eq!(next().await["result"]["tools"].as_array().unwrap().len(), 2);
+    assert!(!next().await["result"]["tools"].as_array().unwrap().is_empty());
 
     drop(stdin);
     assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
-    assert_eq!(server.server.logs.events("bad_input").len(), 2);
+    assert_eq!(server.server.logs.events("bad_input").len(), 7);
 }
 
 #[tokio::test]
@@ -339,4 +347,74 @@ async fn http_answers_malformed_input_and_keeps_serving() {
     let client = server.connect(Generation::Stateless).await;
     assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
     client.cancel().await.unwrap();
+}
+
+/// `_meta` every 2026-07-28 request carries.
+fn stateless_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+const PING_GONE: &str = "ping is not part of protocol revision 2026-07-28";
+const NO_COMPLETIONS: &str = "completion/complete is not offered by this server";
+
+fn complete_params() -> Value {
+    json!({ "ref": { "type": "ref/prompt", "name": "plan_outdoor_activity" }, "argument": { "name": "city", "value": "Par" } })
+}
+
+#[tokio::test]
+async fn methods_not_offered_get_32601_saying_why_on_both_transports() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let upstream = FakeUpstream::start().await;
+
+    // HTTP, 2026-07-28.
+    let server = HttpServer::start(&upstream, &[]).await;
+    let http = reqwest::Client::new();
+    for (method, params, words) in [
+        ("ping", json!({}), PING_GONE),
+        ("completion/complete", complete_params(), NO_COMPLETIONS),
+    ] {
+        let response = server.post(&http, None, method, params).await;
+        assert_eq!(response.status(), 404, "{method}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32601, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(words), "{body}");
+    }
+    // HTTP, a 2025-11-25 session: ping is fine there; completions are not offered.
+    let client = server.connect(Generation::Handshake20251125).await;
+    let refused = client
+        .peer()
+        .complete(serde_json::from_value(complete_params()).unwrap())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains(NO_COMPLETIONS), "{refused}");
+    client.cancel().await.unwrap();
+
+    // stdio, 2026-07-28.
+    let mut stdio = StdioServer::start(&upstream, &[]).await;
+    let (mut stdout, mut stdin) = stdio.raw();
+    let mut meta_params = complete_params();
+    meta_params["_meta"] = stateless_meta();
+    for (id, method, params) in [
+        (1, "server/discover", json!({ "_meta": stateless_meta() })),
+        (2, "ping", json!({ "_meta": stateless_meta() })),
+        (3, "completion/complete", meta_params),
+    ] {
+        let line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).await.unwrap();
+        replies.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    replies.sort_by_key(|r| r["id"].as_i64());
+    for (reply, words) in replies[1..].iter().zip([PING_GONE, NO_COMPLETIONS]) {
+        assert_eq!(reply["error"]["code"], -32601, "{reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(words), "{reply}");
+    }
 }

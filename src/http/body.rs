@@ -92,7 +92,12 @@ pub fn diagnose(bytes: &[u8]) -> Option<Response> {
             ));
         }
     };
-    // Parsed from the bytes, not the value: a duplicate key is only visible there.
+    // A repeated key reads differently to different parsers: refuse it, with the null id
+    // (which of the ids would be the one?).
+    if let Some(key) = duplicate_key(bytes) {
+        let message = format!("Invalid Request: the key `{}` appears more than once", clip(&key));
+        return Some(rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32600, &message));
+    }
     let error = serde_json::from_slice::<ClientJsonRpcMessage>(bytes).err()?;
     let id = value.get("id").filter(|id| id.is_string() || id.is_number()).cloned();
     let message = format!("Invalid Request: {}", clip(&error.to_string()));
@@ -102,6 +107,31 @@ pub fn diagnose(bytes: &[u8]) -> Option<Response> {
         -32600,
         &message,
     ))
+}
+
+/// The first key of the message object that appears twice, if any.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    struct Keys(Option<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(key.clone()) && self.0.is_none() {
+                    self.0 = Some(key);
+                }
+            }
+            Ok(self.0)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde::Deserializer::deserialize_map(&mut deserializer, Keys(None))
+        .ok()
+        .flatten()
 }
 
 /// An HTTP answer carrying a JSON-RPC error.
@@ -122,7 +152,9 @@ mod tests {
         assert!(diagnose(call).is_none());
         assert!(Envelope::of(b"[1,2]").method.is_none());
         let duplicate = br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#;
+        assert_eq!(duplicate_key(duplicate).as_deref(), Some("id"));
         assert_eq!(diagnose(duplicate).unwrap().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(duplicate_key(call), None);
         assert!(diagnose(b"{oops").is_some());
     }
 }

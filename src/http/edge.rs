@@ -37,6 +37,26 @@ use crate::{shutdown::Shutdown, telemetry::clip};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// rmcp's 404 for a method it does not route, with the message every transport gives.
+async fn explain_missing_method(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let mut answer: Value = match serde_json::from_slice(&bytes) {
+        Ok(answer) => answer,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    if let Some(error) = answer.get_mut("error")
+        && let Ok(mut parsed) = serde_json::from_value::<rmcp::ErrorData>(error.clone())
+    {
+        crate::server::explain_missing_method(&mut parsed);
+        *error = serde_json::to_value(parsed).expect("an error serializes");
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(answer.to_string()))
+}
+
 /// JSON-RPC code for requests refused for want of room (sessions, streams).
 const NO_ROOM: i64 = -32000;
 
@@ -167,6 +187,7 @@ impl Edge {
                 Some(answer) => self.refuse("bad_input", answer),
                 None => response,
             },
+            StatusCode::NOT_FOUND => explain_missing_method(response).await,
             _ => response,
         };
         Ok(match (in_flight, stream) {
