@@ -115,6 +115,11 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
                     // The tools' hardened client, allowed to reach the key set's host only.
                     let mut idp = config.upstream.clone();
                     idp.upstream_allow_hosts = url.host().map(|h| h.to_owned()).into_iter().collect();
+                    // One short attempt per fetch: the refetch cooldown is the retry, and callers
+                    // wait on the fetch.
+                    idp.upstream_attempts = 1;
+                    idp.upstream_timeout = idp.upstream_timeout.min(auth::JWKS_FETCH_TIMEOUT);
+                    idp.upstream_deadline = idp.upstream_deadline.min(auth::JWKS_FETCH_TIMEOUT);
                     let http = upstream::Upstream::new(&idp)?;
                     JwtVerifier::with_jwks(settings, url.clone(), http, auth.jwks_refetch_cooldown)
                 }

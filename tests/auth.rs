@@ -336,6 +336,10 @@ const PUBLIC_URL: &str = "http://mcp.test";
 const AUDIENCE: &str = "http://mcp.test/mcp";
 
 async fn jwt_server(upstream: &FakeUpstream, jwks: &Jwks) -> HttpServer {
+    jwt_server_with(upstream, jwks, "0").await
+}
+
+async fn jwt_server_with(upstream: &FakeUpstream, jwks: &Jwks, cooldown_s: &str) -> HttpServer {
     HttpServer::start(
         upstream,
         &[
@@ -344,12 +348,94 @@ async fn jwt_server(upstream: &FakeUpstream, jwks: &Jwks) -> HttpServer {
             ("MCP_JWT_ISSUER", jwt::ISSUER),
             ("MCP_JWT_ALGORITHMS", "ES256"),
             ("MCP_JWT_LEEWAY", "5"),
-            ("MCP_JWKS_REFETCH_COOLDOWN", "0"),
+            ("MCP_JWKS_REFETCH_COOLDOWN", cooldown_s),
             ("MCP_PUBLIC_URL", PUBLIC_URL),
             ("MCP_REQUIRED_SCOPES", "mcp:tools"),
+            // Random key ids come fast here; failed authentications are not what is tested.
+            ("MCP_AUTH_FAILURE_LIMIT", "1000/s:1000"),
         ],
     )
     .await
+}
+
+/// `n` requests at once, each with a token under a key id nobody published; their statuses
+/// and the longest wait.
+async fn unknown_kids(server: &HttpServer, n: usize) -> (Vec<u16>, std::time::Duration) {
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let calls = (0..n).map(|i| {
+        let token = SigningKey::generate(&format!("random-{i}")).mint(jwt::claims("eve", "mcp:tools", AUDIENCE));
+        let (http, server) = (&http, &server);
+        async move {
+            server
+                .post(http, Some(&token), "tools/list", json!({}))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    (statuses, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_fetched_once_per_cooldown_and_cached_keys_keep_working() {
+    let upstream = FakeUpstream::start().await;
+    let jwks = Jwks::start().await;
+    let key = SigningKey::generate("known");
+    jwks.publish(&key);
+    let server = jwt_server_with(&upstream, &jwks, "30").await;
+    let http = reqwest::Client::new();
+    let good = key.mint(jwt::claims("dana", "mcp:tools", AUDIENCE));
+    assert_eq!(
+        server.post(&http, Some(&good), "tools/list", json!({})).await.status(),
+        200
+    );
+    assert_eq!(jwks.fetches(), 1);
+
+    // The provider fails; 200 random key ids cost it nothing: the cooldown since the last
+    // fetch holds, and each caller is answered at once.
+    jwks.set_mode(jwt::Mode::Failing);
+    let (statuses, took) = unknown_kids(&server, 200).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(jwks.fetches(), 1, "no fetch inside the cooldown");
+    // The cached key still verifies.
+    assert_eq!(
+        server.post(&http, Some(&good), "tools/list", json!({})).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_that_never_answered_is_tried_once_per_cooldown_and_answers_503() {
+    let upstream = FakeUpstream::start().await;
+    let jwks = Jwks::start().await;
+    jwks.set_mode(jwt::Mode::Failing);
+    let server = jwt_server_with(&upstream, &jwks, "30").await;
+    let (statuses, _) = unknown_kids(&server, 200).await;
+    assert!(
+        statuses.iter().all(|s| *s == 503),
+        "no keys at all: try again later: {statuses:?}"
+    );
+    assert_eq!(jwks.fetches(), 1, "a failed fetch counts toward the cooldown");
+}
+
+#[tokio::test]
+async fn a_hanging_jwks_holds_callers_for_one_fetch_not_a_queue_of_them() {
+    let upstream = FakeUpstream::start().await;
+    let jwks = Jwks::start().await;
+    jwks.set_mode(jwt::Mode::Hanging);
+    let server = jwt_server_with(&upstream, &jwks, "30").await;
+    let (statuses, took) = unknown_kids(&server, 20).await;
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    // Everyone is answered when the one fetch gives up (its time limit is 5 s), not one
+    // fetch after another.
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    assert_eq!(jwks.fetches(), 1);
+    // Inside the cooldown, a caller is answered at once.
+    let (statuses, took) = unknown_kids(&server, 1).await;
+    assert_eq!((statuses[0], took < std::time::Duration::from_secs(1)), (503, true));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod jwt;
 mod principal;
 mod static_tokens;
 
-pub use jwt::{JwtSettings, JwtVerifier};
+pub use jwt::{JWKS_FETCH_TIMEOUT, JwtSettings, JwtVerifier};
 pub use principal::{Principal, split_scopes};
 pub use static_tokens::StaticTokens;
 

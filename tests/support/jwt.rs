@@ -109,6 +109,18 @@ pub struct Jwks {
 struct JwksState {
     keys: Mutex<Vec<Value>>,
     fetches: AtomicUsize,
+    mode: Mutex<Mode>,
+}
+
+/// How the provider answers a fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Serving,
+    /// 503, as a provider in trouble.
+    Failing,
+    /// Never answers.
+    Hanging,
 }
 
 impl Jwks {
@@ -132,9 +144,19 @@ impl Jwks {
     pub fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
     }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
 }
 
-async fn serve(State(state): State<Arc<JwksState>>) -> Json<Value> {
+async fn serve(State(state): State<Arc<JwksState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     state.fetches.fetch_add(1, Ordering::SeqCst);
-    Json(json!({ "keys": *state.keys.lock().unwrap() }))
+    let mode = *state.mode.lock().unwrap();
+    match mode {
+        Mode::Serving => Json(json!({ "keys": *state.keys.lock().unwrap() })).into_response(),
+        Mode::Failing => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Mode::Hanging => std::future::pending().await,
+    }
 }
