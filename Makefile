@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector-check bench
+.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector-check bench abuse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,10 @@ conformance: ## The official MCP conformance suite against the HTTP transport, 2
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --test inspector -- --ignored
+
+abuse: release ## Hostile load against the release build on loopback (not part of test): a table of figures against bounds
+	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
+	ulimit -n 8192 2>/dev/null || true; target/loadgen/release/loadgen abuse target/release/$(BIN)
 
 bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/benchmark/
 	$(CARGO) build --locked --profile benchmark --features bench

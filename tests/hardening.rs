@@ -467,3 +467,71 @@ async fn client_strings_reach_the_log_clipped() {
     let total: usize = logs.iter().map(String::len).sum();
     assert!(total < 64 * 1024, "stderr for one huge request: {total} bytes");
 }
+
+#[tokio::test]
+async fn the_edge_limiters_forget_idle_callers() {
+    let upstream = FakeUpstream::start().await;
+    let callers: Vec<String> = (0..50).map(|i| format!("caller-token-{i:04}-abcdef")).collect();
+    let admin = "admin-token-0123456789";
+    let entries = callers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{t} caller{i};"))
+        .collect::<String>()
+        + &format!("{admin} admin mcp:admin");
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_AUTH", "static"),
+            ("MCP_AUTH_TOKENS", &entries),
+            // Buckets refill within a second; the sweep runs every second.
+            ("MCP_HTTP_RATE_LIMIT", "5/s:5"),
+            ("MCP_AUTH_FAILURE_LIMIT", "5/s:5"),
+            ("MCP_RATE_LIMIT_EVICTION", "1"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for token in &callers {
+        assert_eq!(
+            server.post(&http, Some(token), "tools/list", json!({})).await.status(),
+            200
+        );
+    }
+    assert_eq!(
+        server
+            .post(&http, Some("wrong-token"), "tools/list", json!({}))
+            .await
+            .status(),
+        401
+    );
+    let buckets = async || {
+        let status = json!({ "name": "server_status", "arguments": {} });
+        let answer: Value = server
+            .post(&http, Some(admin), "tools/call", status)
+            .await
+            .json()
+            .await
+            .unwrap();
+        answer["result"]["structuredContent"]["rate_limit_buckets"]
+            .as_u64()
+            .unwrap()
+    };
+    let live = buckets().await;
+    assert!(
+        live >= 51,
+        "a bucket per caller and one for the failing address: {live}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let live = buckets().await;
+        if live <= 3 {
+            break; // the admin's own buckets (edge and tool) may remain
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle buckets were not evicted: {live} live"
+        );
+    }
+}

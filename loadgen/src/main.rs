@@ -9,7 +9,10 @@
 //! comparison passes.
 //!
 //! The load generator runs on one thread, beside the server, on the same machine.
+//!
+//! `loadgen abuse <release binary>` runs `make abuse` instead (see `abuse.rs`).
 
+mod abuse;
 mod http;
 mod server;
 mod stats;
@@ -294,8 +297,15 @@ fn verdict(met: bool) -> &'static str {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    if let [command, binary] = &args[..]
+        && command.as_os_str() == "abuse"
+    {
+        std::process::exit(if abuse::run(binary).await { 0 } else { 1 });
+    }
     let [binary, out] = &args[..] else {
-        eprintln!("usage: loadgen <release binary with the bench feature> <out dir>");
+        eprintln!(
+            "usage: loadgen <release binary with the bench feature> <out dir>\n       loadgen abuse <release binary>"
+        );
         std::process::exit(2);
     };
     let began = Instant::now();

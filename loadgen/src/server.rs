@@ -6,6 +6,10 @@ use std::{
     net::SocketAddr,
     path::Path,
     process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -29,6 +33,8 @@ pub enum Transport {
 
 pub struct Server {
     child: std::process::Child,
+    /// Bytes the server has written to stderr so far.
+    stderr_bytes: Arc<AtomicU64>,
     /// The bound address (HTTP), read from the `listening` log line.
     pub addr: Option<SocketAddr>,
     /// The JSON-RPC pipes (stdio).
@@ -72,9 +78,12 @@ impl Server {
 
         let (listening, addr) = oneshot::channel();
         let stderr = child.stderr.take().expect("piped stderr");
+        let stderr_bytes = Arc::new(AtomicU64::new(0));
+        let counted = stderr_bytes.clone();
         std::thread::spawn(move || {
             let mut listening = Some(listening);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                counted.fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
                 if line.contains(r#""event":"listening""#)
                     && let Some(tx) = listening.take()
                 {
@@ -85,6 +94,7 @@ impl Server {
 
         let mut server = Server {
             child,
+            stderr_bytes,
             addr: None,
             pipes: None,
         };
@@ -130,6 +140,11 @@ impl Server {
             .collect();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
         (ticks(11) + ticks(12)) / CLOCK_TICKS
+    }
+
+    /// Bytes written to stderr so far.
+    pub fn stderr_bytes(&self) -> u64 {
+        self.stderr_bytes.load(Ordering::Relaxed)
     }
 
     pub fn stop(mut self) {

@@ -13,7 +13,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject};
 use serde_json::json;
 
 pub use policy::{Rate, ToolPolicy};
-pub use rate_limit::RateLimits;
+pub use rate_limit::{EdgeLimits, RateLimits};
 
 use crate::auth::Principal;
 

@@ -1,8 +1,16 @@
-//! Per-tool rate limits with `governor`, keyed by principal: one keyed limiter per tool, so
-//! two tools never share a bucket and neither do two callers. Idle keys are evicted on a
-//! timer, so memory stays bounded however many callers come and go.
+//! Every rate limit's buckets, with `governor`: per tool keyed by principal (one keyed
+//! limiter per tool, so two tools never share a bucket and neither do two callers), and the
+//! HTTP edge's per-caller and failed-authentication limits. Idle keys of all of them are
+//! evicted on one timer, so memory stays bounded however many callers come and go.
 
-use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 
@@ -10,21 +18,51 @@ use super::policy::Rate;
 
 pub struct RateLimits {
     by_tool: HashMap<&'static str, DefaultKeyedRateLimiter<String>>,
+    /// Set once by the HTTP edge.
+    edge: OnceLock<EdgeLimits>,
+}
+
+/// The HTTP edge's limits: MCP_HTTP_RATE_LIMIT by principal, MCP_AUTH_FAILURE_LIMIT by address.
+pub struct EdgeLimits {
+    pub per_caller: Option<DefaultKeyedRateLimiter<String>>,
+    pub failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// A keyed limiter allowing `rate`.
+pub fn keyed<K: Hash + Eq + Clone>(rate: Rate) -> DefaultKeyedRateLimiter<K> {
+    let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
+    DefaultKeyedRateLimiter::keyed(
+        Quota::with_period(rate.per)
+            .expect("a non-zero period")
+            .allow_burst(burst),
+    )
+}
+
+fn evict<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
+    limiter.retain_recent();
+    limiter.shrink_to_fit();
 }
 
 impl RateLimits {
     pub fn new(quotas: impl IntoIterator<Item = (&'static str, Rate)>) -> Self {
-        let by_tool = quotas
-            .into_iter()
-            .map(|(tool, rate)| {
-                let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
-                let quota = Quota::with_period(rate.per)
-                    .expect("a non-zero period")
-                    .allow_burst(burst);
-                (tool, DefaultKeyedRateLimiter::keyed(quota))
-            })
-            .collect();
-        Self { by_tool }
+        let by_tool = quotas.into_iter().map(|(tool, rate)| (tool, keyed(rate))).collect();
+        Self {
+            by_tool,
+            edge: OnceLock::new(),
+        }
+    }
+
+    /// Makes the HTTP edge's limits (once; later calls keep the first).
+    pub fn set_edge(&self, per_caller: Option<Rate>, failures: Rate) {
+        let _ = self.edge.set(EdgeLimits {
+            per_caller: per_caller.map(keyed),
+            failures: keyed(failures),
+        });
+    }
+
+    /// The HTTP edge's limits, once made.
+    pub fn edge(&self) -> Option<&EdgeLimits> {
+        self.edge.get()
     }
 
     /// Takes one call from `key`'s bucket for `tool`, or says how long until one is free.
@@ -37,16 +75,20 @@ impl RateLimits {
             .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
 
-    /// Buckets currently held in memory, across tools.
+    /// Buckets currently held in memory, across tools and the edge.
     pub fn live_keys(&self) -> usize {
-        self.by_tool.values().map(|l| l.len()).sum()
+        let edge = self.edge.get().map_or(0, |edge| {
+            edge.per_caller.as_ref().map_or(0, |l| l.len()) + edge.failures.len()
+        });
+        self.by_tool.values().map(|l| l.len()).sum::<usize>() + edge
     }
 
     /// Forgets buckets that are full again (their callers have been idle long enough).
     pub fn evict_idle(&self) {
-        for limiter in self.by_tool.values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        self.by_tool.values().for_each(evict);
+        if let Some(edge) = self.edge.get() {
+            edge.per_caller.iter().for_each(evict);
+            evict(&edge.failures);
         }
     }
 

@@ -6,17 +6,17 @@
 //! refused. Two limits keep floods cheap: failed authentications per client address (a flood
 //! of bad tokens turns into 429s) and an optional per-caller request limit.
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+use governor::clock::Clock;
 use serde_json::json;
 
 use super::refusals::Refusals;
 use crate::{
     auth::{AuthError, Principal, Verifier},
-    guard::{Guard, Rate},
+    guard::{EdgeLimits, Guard, Rate, RateLimits},
     telemetry::clip,
 };
 
@@ -26,19 +26,9 @@ pub struct Gate {
     guard: Arc<Guard>,
     /// Where the protected-resource metadata lives, for challenges.
     metadata_url: String,
-    /// MCP_HTTP_RATE_LIMIT, keyed by principal.
-    per_caller: Option<DefaultKeyedRateLimiter<String>>,
-    /// MCP_AUTH_FAILURE_LIMIT, keyed by client address.
-    failures: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-fn limiter<K: std::hash::Hash + Eq + Clone>(rate: Rate) -> DefaultKeyedRateLimiter<K> {
-    let burst = NonZeroU32::new(rate.burst).expect("a burst of at least 1");
-    DefaultKeyedRateLimiter::keyed(
-        Quota::with_period(rate.per)
-            .expect("a non-zero period")
-            .allow_burst(burst),
-    )
+    /// MCP_HTTP_RATE_LIMIT and MCP_AUTH_FAILURE_LIMIT: their buckets live with the guard's,
+    /// evicted by the same sweep.
+    limits: Arc<RateLimits>,
 }
 
 /// Whole seconds to wait, at least 1.
@@ -66,14 +56,19 @@ impl Gate {
         per_caller: Option<Rate>,
         failures: Rate,
     ) -> Self {
+        let limits = guard.limits().clone();
+        limits.set_edge(per_caller, failures);
         Self {
             verifier,
             required_scopes,
             guard,
             metadata_url,
-            per_caller: per_caller.map(limiter),
-            failures: limiter(failures),
+            limits,
         }
+    }
+
+    fn edge_limits(&self) -> &EdgeLimits {
+        self.limits.edge().expect("made in Gate::new")
     }
 
     /// Who is calling (from the `Authorization` header), or the answer refusing the request.
@@ -87,7 +82,7 @@ impl Gate {
             return Ok(Principal::anonymous(peer));
         };
         let refused = |reason: String| {
-            if let Err(not_until) = self.failures.check_key(&peer) {
+            if let Err(not_until) = self.edge_limits().failures.check_key(&peer) {
                 let secs = retry_after(not_until);
                 refusals.record("auth_failures_limited", || {
                     tracing::warn!(event = "auth_failures_limited", client = %peer, retry_after_s = secs, "too many failed authentications from this address");
@@ -137,7 +132,9 @@ impl Gate {
 
     /// The per-caller request limit, if one is set.
     pub fn check_rate(&self, principal: &Principal, refusals: &Refusals) -> Result<(), Response> {
-        let Some(limiter) = &self.per_caller else { return Ok(()) };
+        let Some(limiter) = &self.edge_limits().per_caller else {
+            return Ok(());
+        };
         limiter.check_key(&principal.key).map_err(|not_until| {
             let secs = retry_after(not_until);
             refusals.record("http_rate_limited", || {
@@ -174,16 +171,6 @@ impl Gate {
             Some(("insufficient_scope", "the token lacks a scope this request needs")),
             &needed,
         ))
-    }
-
-    /// Forgets the buckets of callers and addresses that have been quiet long enough.
-    pub fn evict_idle(&self) {
-        if let Some(limiter) = &self.per_caller {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        self.failures.retain_recent();
-        self.failures.shrink_to_fit();
     }
 
     /// A 401/403/400 with the `WWW-Authenticate` challenge the spec asks for.

@@ -105,7 +105,6 @@ pub fn app(
         session_retry_after: http.session_idle_timeout.min(Duration::from_secs(60)),
         refusals,
     });
-    spawn_eviction(&edge, config.policy.rate_limit_eviction);
     let mcp = Router::new()
         .route_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(edge, edge::handle));
@@ -128,20 +127,6 @@ pub fn app(
         app = app.merge(documents);
     }
     Ok(app)
-}
-
-/// Forgets the edge limiters' idle buckets every `every`, until the edge is gone.
-fn spawn_eviction(edge: &Arc<edge::Edge>, every: Duration) {
-    let edge = Arc::downgrade(edge);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(edge) = edge.upgrade() else { return };
-            edge.gate.evict_idle();
-        }
-    });
 }
 
 /// Serves HTTP until a signal, then drains and exits.
