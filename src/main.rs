@@ -1,5 +1,19 @@
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read at its start: a background thread gives freed pages back to the
+/// system about a second after they are freed, so memory comes back after a burst.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: Conf = Conf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+#[repr(transparent)]
+pub struct Conf(*const std::ffi::c_char);
+// SAFETY: a pointer to a static, immutable C string.
+unsafe impl Sync for Conf {}
+
 use mcp_starter::{
     StartError,
     config::{CONFIG_ERROR_EXIT, Cli, Command},
