@@ -12,6 +12,7 @@ pub mod healthcheck;
     reason = "the HTTP edge's checks return their refusal as the response itself: the rare path"
 )]
 pub mod http;
+mod periodic;
 pub mod prompts;
 pub mod resources;
 pub mod server;

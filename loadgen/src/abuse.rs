@@ -82,13 +82,20 @@ fn tokens(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("abuse-token-{i:04}-0123456789")).collect()
 }
 
-fn static_auth(tokens: &[String]) -> String {
-    tokens
+/// The server with static-token auth, one subject per token.
+async fn start_with_tokens(binary: &Path, tokens: &[String]) -> Server {
+    let entries = tokens
         .iter()
         .enumerate()
         .map(|(i, t)| format!("{t} caller{i}"))
         .collect::<Vec<_>>()
-        .join(";")
+        .join(";");
+    Server::start(
+        binary,
+        Transport::Http,
+        &["--auth", "static", "--auth-tokens", &entries],
+    )
+    .await
 }
 
 /// One HTTP/1.1 exchange on a kept-alive connection: status, `Mcp-Session-Id`, body.
@@ -180,12 +187,7 @@ async fn flood(
 
 async fn sessions(binary: &Path) -> Vec<Row> {
     let tokens = tokens(50);
-    let server = Server::start(
-        binary,
-        Transport::Http,
-        &["--auth", "static", "--auth-tokens", &static_auth(&tokens)],
-    )
-    .await;
+    let server = start_with_tokens(binary, &tokens).await;
     let addr = server.addr.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (start, _) = server.memory();
@@ -299,12 +301,7 @@ async fn slowloris(binary: &Path) -> Vec<Row> {
 
 async fn big_bodies(binary: &Path) -> Vec<Row> {
     let tokens = tokens(1);
-    let server = Server::start(
-        binary,
-        Transport::Http,
-        &["--auth", "static", "--auth-tokens", &static_auth(&tokens)],
-    )
-    .await;
+    let server = start_with_tokens(binary, &tokens).await;
     let addr = server.addr.unwrap();
     let statuses: Vec<_> = (0..150)
         .map(|_| {
@@ -424,12 +421,7 @@ async fn jwks_down(binary: &Path) -> Vec<Row> {
 
 async fn refusal_logs(binary: &Path) -> Vec<Row> {
     let tokens = tokens(1);
-    let server = Server::start(
-        binary,
-        Transport::Http,
-        &["--auth", "static", "--auth-tokens", &static_auth(&tokens)],
-    )
-    .await;
+    let server = start_with_tokens(binary, &tokens).await;
     let addr = server.addr.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.stderr_bytes();

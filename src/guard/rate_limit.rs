@@ -94,22 +94,15 @@ impl RateLimits {
 
     /// Evicts idle buckets every `every`, logging how many remain.
     pub fn spawn_eviction(self: &Arc<Self>, every: Duration) {
-        let limits = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(limits) = limits.upgrade() else { return };
-                let before = limits.live_keys();
-                limits.evict_idle();
-                tracing::debug!(
-                    event = "rate_limit_eviction",
-                    before,
-                    live_keys = limits.live_keys(),
-                    "evicted idle rate-limit buckets"
-                );
-            }
+        crate::periodic::every(every, self, |limits| {
+            let before = limits.live_keys();
+            limits.evict_idle();
+            tracing::debug!(
+                event = "rate_limit_eviction",
+                before,
+                live_keys = limits.live_keys(),
+                "evicted idle rate-limit buckets"
+            );
         });
     }
 }

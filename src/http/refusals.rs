@@ -20,16 +20,7 @@ impl Refusals {
     /// Starts the once-a-second summary; it stops when the last handle is dropped.
     pub fn start() -> Arc<Self> {
         let refusals = Arc::new(Self::default());
-        let weak = Arc::downgrade(&refusals);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WINDOW);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(refusals) = weak.upgrade() else { return };
-                refusals.summarise();
-            }
-        });
+        crate::periodic::every(WINDOW, &refusals, Self::summarise);
         refusals
     }
 
