@@ -67,6 +67,7 @@ pub(crate) fn prompts() -> PromptRouter<McpServer> {
 /// What the fixtures add to the server's capabilities: client logging and resource subscriptions.
 pub fn extend(capabilities: &mut ServerCapabilities) {
     capabilities.logging = Some(Default::default());
+    capabilities.completions = Some(Default::default());
     if let Some(resources) = capabilities.resources.as_mut() {
         resources.subscribe = Some(true);
     }
