@@ -18,11 +18,15 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the server over HTTP on loopback (BIND=host:port to change), with readable logs
+	@# The same build `make test` uses (dev-dependencies change shared crates' features), so
+	@# tests after a run rebuild nothing.
+	$(CARGO) test --locked --no-run
+	@echo
 	@echo "MCP endpoint:  http://$(BIND)/mcp   (Streamable HTTP)"
 	@echo "Health:        http://$(BIND)/healthz   http://$(BIND)/readyz"
 	@echo "Inspector:     npx @modelcontextprotocol/inspector   then connect to http://$(BIND)/mcp"
 	@echo "Stop:          Ctrl-C (drains in-flight calls, then exits)"
-	$(CARGO) run --locked --quiet -- serve --transport http --bind $(BIND) --log-format pretty
+	target/debug/$(BIN) serve --transport http --bind $(BIND) --log-format pretty
 
 run-stdio: ## Run the server over stdio, as an MCP client would spawn it
 	$(CARGO) run --locked --quiet -- serve --transport stdio
