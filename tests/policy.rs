@@ -365,6 +365,94 @@ async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
     assert_eq!(invalid, 12, "each refused call is logged as invalid");
 }
 
+/// Every `format` in a schema, leaving out data (`default`, `enum`, ...), which may hold anything.
+fn formats<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
+    match schema {
+        Value::Object(map) => {
+            out.extend(map.get("format").and_then(Value::as_str));
+            map.iter()
+                .filter(|(keyword, _)| !["const", "default", "enum", "examples"].contains(&keyword.as_str()))
+                .for_each(|(_, value)| formats(value, out));
+        }
+        Value::Array(items) => items.iter().for_each(|item| formats(item, out)),
+        _ => {}
+    }
+}
+
+/// The schema of a property named `name`, wherever it is declared in `schema` (`$defs` too).
+fn property<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
+    match schema {
+        Value::Object(map) => map
+            .get("properties")
+            .and_then(|properties| properties.get(name))
+            .or_else(|| map.values().find_map(|value| property(value, name))),
+        Value::Array(items) => items.iter().find_map(|item| property(item, name)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_tool_schema_uses_only_standard_formats_and_keeps_its_ranges() {
+    const STANDARD: &[&str] = &[
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    ];
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[("MCP_AUTH", "static"), ("MCP_AUTH_TOKENS", TOKENS)]).await;
+    // The admin sees every tool, the privileged ones too.
+    let admin = server.connect_as(Generation::Handshake20251125, ADMIN).await;
+    let tools = admin.list_all_tools().await.unwrap();
+    assert!(
+        tools.iter().any(|t| t.name == "server_status"),
+        "the admin sees every tool"
+    );
+    let schema = |name: &str, output: bool| {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        match output {
+            false => Value::Object((*tool.input_schema).clone()),
+            true => Value::Object((**tool.output_schema.as_ref().unwrap()).clone()),
+        }
+    };
+    for tool in &tools {
+        let input = schema(&tool.name, false);
+        let output = tool.output_schema.is_some().then(|| schema(&tool.name, true));
+        let mut found = Vec::new();
+        formats(&input, &mut found);
+        if let Some(output) = &output {
+            formats(output, &mut found);
+        }
+        found.retain(|format| !STANDARD.contains(format));
+        assert!(found.is_empty(), "{}: non-standard formats {found:?}", tool.name);
+    }
+
+    // The range a format implied stays in the schema, a tighter declared one wins.
+    let bounds = |schema: &Value| (schema["minimum"].clone(), schema["maximum"].clone());
+    let forecast = schema("get_forecast", false);
+    assert_eq!(bounds(&forecast["properties"]["days"]), (json!(1), json!(16)));
+    let forecast_output = schema("get_forecast", true);
+    let weather_code = property(&forecast_output, "weather_code").expect("weather_code in the output schema");
+    assert_eq!(bounds(weather_code), (json!(0), json!(255)), "a u8's range");
+    let status = schema("server_status", true);
+    assert_eq!(bounds(&status["properties"]["uptime_s"]), (json!(0), json!(u64::MAX)));
+}
+
 #[tokio::test]
 async fn a_tool_that_outlives_its_timeout_is_cancelled_and_the_server_keeps_serving() {
     let upstream = FakeUpstream::start().await;
