@@ -19,7 +19,7 @@ use validator::Validate;
 use crate::{guard::ToolPolicy, server::McpServer};
 
 /// Every tool's router, merged, and every tool's policy. Each tool's schemas keep only standard
-/// formats.
+/// formats, and its policy checks arguments against its input schema as advertised.
 pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     #[allow(unused_mut, reason = "only the conformance fixtures extend it")]
     let mut tools = vec![
@@ -31,7 +31,7 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     tools.extend(crate::conformance::tools());
     let mut router = ToolRouter::new();
     let mut policies = Vec::new();
-    for (mut tool, policy) in tools {
+    for (mut tool, mut policy) in tools {
         // One tool per router, named as its policy says: a policy cannot drift from its tool.
         let names: Vec<_> = tool.list_all().into_iter().map(|t| t.name).collect();
         assert_eq!(
@@ -45,6 +45,10 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
             if let Some(output) = attr.output_schema.as_mut() {
                 formats::keep_standard_formats(Arc::make_mut(output));
             }
+            // The arguments are checked against exactly the schema the model is shown.
+            policy = policy
+                .input_schema(&attr.input_schema)
+                .unwrap_or_else(|e| panic!("the input schema of '{}' does not compile: {e}", attr.name));
         }
         router += tool;
         policies.push(policy);
