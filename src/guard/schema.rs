@@ -2,7 +2,7 @@
 //! sees every violation at once, with the path of the value that broke each rule.
 
 use boon::{Compiler, Draft, ErrorKind as Kind, InstanceToken, SchemaIndex, Schemas, Types, ValidationError};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::validate::Violation;
 
@@ -64,10 +64,14 @@ fn collect(error: &ValidationError<'_, '_>, out: &mut Vec<Violation>) {
                 .map(|name| Violation::new(field(name), "is not an allowed field (additionalProperties)")),
         ),
         Kind::DependentRequired { prop, missing } | Kind::Dependency { prop, missing } => {
+            let keyword = match &error.kind {
+                Kind::Dependency { .. } => "dependencies",
+                _ => "dependentRequired",
+            };
             out.extend(
                 missing
                     .iter()
-                    .map(|name| Violation::new(field(name), format!("is required with `{prop}` (dependentRequired)"))),
+                    .map(|name| Violation::new(field(name), format!("is required with `{prop}` ({keyword})"))),
             );
         }
         Kind::PropertyName { prop } => {
@@ -104,11 +108,11 @@ fn rule(kind: &Kind<'_, '_>) -> String {
         Kind::Enum { want } => (format!("must be one of {}", one_of(want)), "enum"),
         Kind::Const { want } => (format!("must be {}", plain(want)), "const"),
         Kind::Format { want, .. } => (format!("must be a valid {want}"), "format"),
-        Kind::Minimum { want, .. } => (format!("must be at least {}", number(want)), "minimum"),
-        Kind::Maximum { want, .. } => (format!("must be at most {}", number(want)), "maximum"),
-        Kind::ExclusiveMinimum { want, .. } => (format!("must be greater than {}", number(want)), "exclusiveMinimum"),
-        Kind::ExclusiveMaximum { want, .. } => (format!("must be less than {}", number(want)), "exclusiveMaximum"),
-        Kind::MultipleOf { want, .. } => (format!("must be a multiple of {}", number(want)), "multipleOf"),
+        Kind::Minimum { want, .. } => (format!("must be at least {want}"), "minimum"),
+        Kind::Maximum { want, .. } => (format!("must be at most {want}"), "maximum"),
+        Kind::ExclusiveMinimum { want, .. } => (format!("must be greater than {want}"), "exclusiveMinimum"),
+        Kind::ExclusiveMaximum { want, .. } => (format!("must be less than {want}"), "exclusiveMaximum"),
+        Kind::MultipleOf { want, .. } => (format!("must be a multiple of {want}"), "multipleOf"),
         Kind::MinLength { want, .. } => (format!("must have at least {}", count(*want, "character")), "minLength"),
         Kind::MaxLength { want, .. } => (format!("must have at most {}", count(*want, "character")), "maxLength"),
         Kind::MinItems { want, .. } => (format!("must have at least {}", count(*want, "item")), "minItems"),
@@ -139,11 +143,6 @@ fn types(want: Types) -> String {
         boon::Type::Object => "an object",
     };
     want.iter().map(name).collect::<Vec<_>>().join(" or ")
-}
-
-/// A bound as the schema wrote it (`1000000.0` stays a float).
-fn number(n: &Number) -> String {
-    n.to_string()
 }
 
 /// "1 character", "2 characters".
