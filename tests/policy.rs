@@ -380,7 +380,8 @@ async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
     let client = server.connect(Generation::Stateless).await;
     let only = |tool: &str, violation: &str| format!("invalid arguments for '{tool}': {violation}");
 
-    // Out of the Rust type's range (u8) as much as of the rule's: named by field and rule.
+    // `days` is a u8 ruled to 1..=16: out of either range it is named by field and rule, as are
+    // wrong types, unknown fields and missing ones.
     let cases = [
         (
             json!({ "city": "Berlin", "days": 1016 }),
