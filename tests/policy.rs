@@ -1,6 +1,7 @@
 //! The guard chain over the real protocol: per-tool rate limits keyed by principal × tool,
-//! validation the model can act on (and sees in the schema), per-tool timeouts, the HTTP
-//! per-caller limit, and one log line per call carrying the decision.
+//! validation the model can act on (every field and rule, as stated in the schema it sees,
+//! which uses standard formats only), per-tool timeouts, the HTTP per-caller limit, and one
+//! log line per call carrying the decision.
 
 mod support;
 
@@ -175,15 +176,21 @@ async fn idle_rate_limit_buckets_are_evicted_so_memory_stays_bounded() {
     }
 }
 
-/// A call with these arguments is refused before the tool runs, naming each listed rule.
-async fn refused(client: &Client, tool: &str, arguments: Value, expected: &[&str]) {
+/// The message of a call refused before the tool ran for its arguments.
+async fn refusal(client: &Client, tool: &str, arguments: Value) -> String {
     let result = call(client, tool, arguments.clone()).await;
     assert_eq!(result.is_error, Some(true), "{tool} {arguments}");
     let message = text(&result);
     assert!(
-        message.starts_with(&format!("invalid arguments for '{tool}'")),
+        message.starts_with(&format!("invalid arguments for '{tool}': ")),
         "{message}"
     );
+    message
+}
+
+/// A call with these arguments is refused before the tool runs, naming each listed rule.
+async fn refused(client: &Client, tool: &str, arguments: Value, expected: &[&str]) {
+    let message = refusal(client, tool, arguments.clone()).await;
     for part in expected {
         assert!(
             message.contains(part),
@@ -227,35 +234,35 @@ async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
         &client,
         "get_forecast",
         json!({ "city": "" }),
-        &["`city` must have 1 to 100 characters or items (length)"],
+        &["`city` must have at least 1 character (minLength)"],
     )
     .await;
     refused(
         &client,
         "get_forecast",
         json!({ "city": "x".repeat(101) }),
-        &["`city`", "(length)"],
+        &["`city` must have at most 100 characters (maxLength)"],
     )
     .await;
     refused(
         &client,
         "get_forecast",
         json!({ "city": "Berlin1" }),
-        &["`city` has characters that are not allowed (pattern)"],
+        &["`city` must match the pattern ^[^0-9", "(pattern)"],
     )
     .await;
     refused(
         &client,
         "get_forecast",
         json!({ "city": "Berlin", "days": 0 }),
-        &["`days` must be between 1 and 16 (range)"],
+        &["`days` must be at least 1 (minimum)"],
     )
     .await;
     refused(
         &client,
         "get_forecast",
         json!({ "city": "Berlin", "days": 17 }),
-        &["`days` must be between 1 and 16 (range)"],
+        &["`days` must be at most 16 (maximum)"],
     )
     .await;
     refused(
@@ -269,17 +276,17 @@ async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
         &client,
         "get_forecast",
         json!({ "city": "Berlin", "hours": 3 }),
-        &["unknown field `hours`"],
+        &["`hours` is not an allowed field (additionalProperties)"],
     )
     .await;
     refused(
         &client,
         "get_forecast",
         json!({ "city": "Berlin", "days": "three" }),
-        &["invalid type", "expected u8"],
+        &["`days` must be an integer (type)"],
     )
     .await;
-    refused(&client, "get_forecast", json!({}), &["missing field `city`"]).await;
+    refused(&client, "get_forecast", json!({}), &["`city` is required (required)"]).await;
 
     // convert_temperature: a nested type with its own range, enums, no unknown fields.
     let edge = call(
@@ -293,21 +300,21 @@ async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
         &client,
         "convert_temperature",
         json!({ "temperature": { "value": 1_000_001, "unit": "kelvin" }, "to": "kelvin" }),
-        &["`temperature.value` must be between -1000000.0 and 1000000.0 (range)"],
+        &["`temperature.value` must be at most 1000000.0 (maximum)"],
     )
     .await;
     refused(
         &client,
         "convert_temperature",
         json!({ "temperature": { "value": 1, "unit": "rankine" }, "to": "kelvin" }),
-        &["unknown variant `rankine`", "celsius", "fahrenheit", "kelvin"],
+        &["`temperature.unit` must be one of celsius, fahrenheit, kelvin (enum)"],
     )
     .await;
     refused(
         &client,
         "convert_temperature",
         json!({ "temperature": { "value": 1, "unit": "kelvin", "note": "x" }, "to": "kelvin" }),
-        &["unknown field `note`"],
+        &["`temperature.note` is not an allowed field (additionalProperties)"],
     )
     .await;
     let below = call(
@@ -363,6 +370,216 @@ async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
         .filter(|l| l["decision"] == "invalid")
         .count();
     assert_eq!(invalid, 12, "each refused call is logged as invalid");
+}
+
+#[tokio::test]
+async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
+    let upstream = FakeUpstream::start().await;
+    let quotas = "get_forecast=100/s:100,convert_temperature=100/s:100";
+    let server = HttpServer::start(&upstream, &[("MCP_RATE_LIMITS", quotas)]).await;
+    let client = server.connect(Generation::Stateless).await;
+    let only = |tool: &str, violation: &str| format!("invalid arguments for '{tool}': {violation}");
+
+    // `days` is a u8 ruled to 1..=16: out of either range it is named by field and rule, as are
+    // wrong types, unknown fields and missing ones.
+    let cases = [
+        (
+            json!({ "city": "Berlin", "days": 1016 }),
+            "`days` must be at most 16 (maximum)",
+        ),
+        (
+            json!({ "city": "Berlin", "days": -1 }),
+            "`days` must be at least 1 (minimum)",
+        ),
+        (
+            json!({ "city": "Berlin", "days": 2.5 }),
+            "`days` must be an integer (type)",
+        ),
+        (
+            json!({ "city": "Berlin", "days": "three" }),
+            "`days` must be an integer (type)",
+        ),
+        (json!({ "city": ["Berlin"] }), "`city` must be a string (type)"),
+        (
+            json!({ "city": "Berlin", "hours": 3 }),
+            "`hours` is not an allowed field (additionalProperties)",
+        ),
+        (json!({ "days": 3 }), "`city` is required (required)"),
+        // The schema's rule and the type's own rule for one field: named once.
+        (
+            json!({ "city": "Berlin", "days": 17 }),
+            "`days` must be at most 16 (maximum)",
+        ),
+    ];
+    for (arguments, violation) in cases {
+        let message = refusal(&client, "get_forecast", arguments).await;
+        assert_eq!(message, only("get_forecast", violation));
+    }
+
+    // Nested fields are named by their path.
+    let nested = [
+        (
+            json!({ "temperature": { "value": 1, "unit": "rankine" }, "to": "kelvin" }),
+            "`temperature.unit` must be one of celsius, fahrenheit, kelvin (enum)",
+        ),
+        (
+            json!({ "temperature": { "value": "hot", "unit": "kelvin" }, "to": "kelvin" }),
+            "`temperature.value` must be a number (type)",
+        ),
+        (
+            json!({ "temperature": { "value": 1 }, "to": "kelvin" }),
+            "`temperature.unit` is required (required)",
+        ),
+        (
+            json!({ "temperature": { "value": 1, "unit": "kelvin", "note": "x" }, "to": "kelvin" }),
+            "`temperature.note` is not an allowed field (additionalProperties)",
+        ),
+    ];
+    for (arguments, violation) in nested {
+        let message = refusal(&client, "convert_temperature", arguments).await;
+        assert_eq!(message, only("convert_temperature", violation));
+    }
+
+    // Every offending field at once, sorted, each rule once.
+    let message = refusal(
+        &client,
+        "convert_temperature",
+        json!({ "temperature": { "value": 2_000_000, "unit": "rankine", "note": 1 }, "extra": true }),
+    )
+    .await;
+    assert_eq!(
+        message,
+        only(
+            "convert_temperature",
+            "`extra` is not an allowed field (additionalProperties); \
+             `temperature.note` is not an allowed field (additionalProperties); \
+             `temperature.unit` must be one of celsius, fahrenheit, kelvin (enum); \
+             `temperature.value` must be at most 1000000.0 (maximum); \
+             `to` is required (required)"
+        )
+    );
+    let message = refusal(
+        &client,
+        "get_forecast",
+        json!({ "city": "Berlin1", "days": 0, "hours": 3 }),
+    )
+    .await;
+    let violations: Vec<_> = message.split_once(": ").unwrap().1.split("; ").collect();
+    assert_eq!(violations.len(), 3, "{message}");
+    assert!(violations[0].starts_with("`city` must match the pattern ^[^0-9") && violations[0].ends_with("(pattern)"));
+    assert_eq!(
+        violations[1..],
+        [
+            "`days` must be at least 1 (minimum)",
+            "`hours` is not an allowed field (additionalProperties)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_field_only_the_parser_refuses_is_named_too() {
+    let upstream = FakeUpstream::start().await;
+    let auth = [
+        ("MCP_AUTH", "static"),
+        ("MCP_AUTH_TOKENS", TOKENS),
+        ("MCP_AUTH_TOKEN", ADMIN),
+    ];
+    let mut server = StdioServer::start(&upstream, &auth).await;
+    let admin = server.connect(Generation::Handshake20250618).await;
+    // server_status advertises an open empty schema, but its argument type takes no field.
+    let message = refusal(&admin, "server_status", json!({ "verbose": true })).await;
+    assert_eq!(
+        message,
+        "invalid arguments for 'server_status': `verbose` is not valid: unknown field `verbose`, there are no fields"
+    );
+}
+
+/// Every `format` in a schema, leaving out data (`default`, `enum`, ...), which may hold anything.
+fn formats<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
+    match schema {
+        Value::Object(map) => {
+            out.extend(map.get("format").and_then(Value::as_str));
+            map.iter()
+                .filter(|(keyword, _)| !["const", "default", "enum", "examples"].contains(&keyword.as_str()))
+                .for_each(|(_, value)| formats(value, out));
+        }
+        Value::Array(items) => items.iter().for_each(|item| formats(item, out)),
+        _ => {}
+    }
+}
+
+/// The schema of a property named `name`, wherever it is declared in `schema` (`$defs` too).
+fn property<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
+    match schema {
+        Value::Object(map) => map
+            .get("properties")
+            .and_then(|properties| properties.get(name))
+            .or_else(|| map.values().find_map(|value| property(value, name))),
+        Value::Array(items) => items.iter().find_map(|item| property(item, name)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_tool_schema_uses_only_standard_formats_and_keeps_its_ranges() {
+    const STANDARD: &[&str] = &[
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    ];
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[("MCP_AUTH", "static"), ("MCP_AUTH_TOKENS", TOKENS)]).await;
+    // The admin sees every tool, the privileged ones too.
+    let admin = server.connect_as(Generation::Handshake20251125, ADMIN).await;
+    let tools = admin.list_all_tools().await.unwrap();
+    assert!(
+        tools.iter().any(|t| t.name == "server_status"),
+        "the admin sees every tool"
+    );
+    let schema = |name: &str, output: bool| {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        match output {
+            false => Value::Object((*tool.input_schema).clone()),
+            true => Value::Object((**tool.output_schema.as_ref().unwrap()).clone()),
+        }
+    };
+    for tool in &tools {
+        let input = schema(&tool.name, false);
+        let output = tool.output_schema.is_some().then(|| schema(&tool.name, true));
+        let mut found = Vec::new();
+        formats(&input, &mut found);
+        if let Some(output) = &output {
+            formats(output, &mut found);
+        }
+        found.retain(|format| !STANDARD.contains(format));
+        assert!(found.is_empty(), "{}: non-standard formats {found:?}", tool.name);
+    }
+
+    // The range a format implied stays in the schema, a tighter declared one wins.
+    let bounds = |schema: &Value| (schema["minimum"].clone(), schema["maximum"].clone());
+    let forecast = schema("get_forecast", false);
+    assert_eq!(bounds(&forecast["properties"]["days"]), (json!(1), json!(16)));
+    let forecast_output = schema("get_forecast", true);
+    let weather_code = property(&forecast_output, "weather_code").expect("weather_code in the output schema");
+    assert_eq!(bounds(weather_code), (json!(0), json!(255)), "a u8's range");
+    let status = schema("server_status", true);
+    assert_eq!(bounds(&status["properties"]["uptime_s"]), (json!(0), json!(u64::MAX)));
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! The guard chain every `tools/call` passes, on every transport, before the tool runs:
-//! authorize (the tool's scope), rate limit (principal × tool), validate (the argument type's
-//! rules); then the tool runs under its timeout. Each refusal is a tool result with
-//! `isError: true` that says what to change or when to retry.
+//! authorize (the tool's scope), rate limit (principal × tool), validate (the tool's input
+//! schema, then the argument type's rules); then the tool runs under its timeout. Each refusal
+//! is a tool result with `isError: true` that says what to change or when to retry.
 
 mod policy;
 mod rate_limit;
+mod schema;
 mod validate;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -149,7 +150,7 @@ impl Guard {
             result.meta = Some(meta);
             return Err(refuse(Decision::RateLimited, result));
         }
-        if let Err(violations) = (policy.check_arguments)(arguments) {
+        if let Err(violations) = policy.arguments.check(arguments) {
             let message = format!("invalid arguments for '{tool}': {}", violations.join("; "));
             return Err(refuse(Decision::Invalid, refusal(message)));
         }

@@ -1,5 +1,5 @@
 //! What a tool declares beside its code: the scope it needs, its rate quota, its timeout, and
-//! the type its arguments must parse and validate as.
+//! the type its arguments must parse and validate as (the catalog adds the tool's schema).
 
 use std::{fmt, str::FromStr, time::Duration};
 
@@ -7,7 +7,7 @@ use rmcp::model::JsonObject;
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
-use super::validate;
+use super::validate::ArgumentCheck;
 
 #[derive(Clone)]
 pub struct ToolPolicy {
@@ -16,8 +16,8 @@ pub struct ToolPolicy {
     pub scope: Option<&'static str>,
     pub quota: Rate,
     pub timeout: Duration,
-    /// Parses and validates the arguments; the error lists every violation.
-    pub(super) check_arguments: fn(Option<&JsonObject>) -> Result<(), Vec<String>>,
+    /// Checks the arguments; the error lists every violation.
+    pub(super) arguments: ArgumentCheck,
 }
 
 impl ToolPolicy {
@@ -32,7 +32,7 @@ impl ToolPolicy {
                 burst: 10,
             },
             timeout: Duration::from_secs(30),
-            check_arguments: validate::arguments::<A>,
+            arguments: ArgumentCheck::of::<A>(),
         }
     }
 
@@ -49,6 +49,13 @@ impl ToolPolicy {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Checks arguments against `schema`, the tool's advertised input schema, before parsing
+    /// them; the catalog sets it for every tool. Compiled here, once.
+    pub fn input_schema(mut self, schema: &JsonObject) -> Result<Self, String> {
+        self.arguments = self.arguments.with_schema(schema)?;
+        Ok(self)
     }
 }
 

@@ -1,27 +1,129 @@
-//! Argument checks: parse the JSON arguments as the tool's type, then run its `validator`
-//! rules, and say in one message every field that broke which rule. The same rules appear in
-//! the tool's JSON Schema (schemars reads `#[validate]`), so the model sees them up front.
+//! Argument checks, each naming the field (a path for nested ones) and the rule it broke:
+//! first the tool's advertised input schema, which holds the `validator` rules too (schemars
+//! reads `#[validate]`) and sees every violation at once; then serde's parse as the tool's
+//! type, for anything the schema cannot say; then the type's `validator` rules.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::HashMap, fmt, sync::Arc};
 
 use rmcp::model::JsonObject;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
-/// Parses `arguments` as `A` and validates it; the error lists every violation.
-pub fn arguments<A: DeserializeOwned + Validate>(arguments: Option<&JsonObject>) -> Result<(), Vec<String>> {
-    let value = Value::Object(arguments.cloned().unwrap_or_default());
-    let parsed: A = serde_json::from_value(value).map_err(|e| vec![e.to_string()])?;
-    parsed.validate().map_err(|errors| {
-        let mut violations = Vec::new();
-        describe(&errors, "", &mut violations);
-        violations.sort();
-        violations
-    })
+use super::schema::InputSchema;
+
+/// One broken rule: the path of the value that broke it (empty: the argument object itself).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub path: String,
+    pub rule: String,
 }
 
-fn describe(errors: &ValidationErrors, prefix: &str, out: &mut Vec<String>) {
+impl Violation {
+    pub fn new(path: String, rule: impl Into<String>) -> Self {
+        Self {
+            path,
+            rule: rule.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path.as_str() {
+            "" => write!(f, "the argument object {}", self.rule),
+            path => write!(f, "`{path}` {}", self.rule),
+        }
+    }
+}
+
+/// How a tool's arguments are checked: its schema (once the catalog attaches it), and its type.
+#[derive(Clone)]
+pub struct ArgumentCheck {
+    schema: Option<Arc<InputSchema>>,
+    parse: fn(&Value) -> Parsed,
+}
+
+/// What parsing as the tool's type found.
+enum Parsed {
+    /// serde refused the shape; it stops at the first error.
+    Shape(Violation),
+    /// The type parsed; these are its broken `validator` rules.
+    Rules(Vec<Violation>),
+}
+
+impl ArgumentCheck {
+    pub fn of<A: DeserializeOwned + Validate>() -> Self {
+        Self {
+            schema: None,
+            parse: parse::<A>,
+        }
+    }
+
+    /// Checks against `schema` first; compiled here, once.
+    pub fn with_schema(self, schema: &JsonObject) -> Result<Self, String> {
+        Ok(Self {
+            schema: Some(Arc::new(InputSchema::compile(schema)?)),
+            ..self
+        })
+    }
+
+    /// `Ok` when the arguments pass; otherwise every violation found, sorted, each once.
+    pub fn check(&self, arguments: Option<&JsonObject>) -> Result<(), Vec<String>> {
+        let arguments = Value::Object(arguments.cloned().unwrap_or_default());
+        let mut found = match &self.schema {
+            Some(schema) => schema.violations(&arguments),
+            None => Vec::new(),
+        };
+        match (self.parse)(&arguments) {
+            Parsed::Shape(violation) if found.is_empty() => found.push(violation),
+            // serde's first error repeats one the schema has named already.
+            Parsed::Shape(_) => {}
+            // A field the schema refused is not named twice, by a rule in other words.
+            Parsed::Rules(rules) => {
+                let named: Vec<_> = found.iter().map(|v| v.path.clone()).collect();
+                found.extend(rules.into_iter().filter(|r| !named.contains(&r.path)));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut messages: Vec<_> = found.iter().map(Violation::to_string).collect();
+        messages.sort();
+        messages.dedup();
+        Err(messages)
+    }
+}
+
+/// Parses `arguments` as `A`, naming the path of a shape error, then runs `A`'s rules.
+fn parse<A: DeserializeOwned + Validate>(arguments: &Value) -> Parsed {
+    let parsed = match A::deserialize(arguments) {
+        Ok(parsed) => parsed,
+        Err(error) => return Parsed::Shape(shape_error::<A>(arguments, error)),
+    };
+    let mut rules = Vec::new();
+    if let Err(errors) = parsed.validate() {
+        describe(&errors, "", &mut rules);
+    }
+    Parsed::Rules(rules)
+}
+
+/// serde's error with the path of the value it refused. Tracking the path costs as much again
+/// as the parse, so only a refused parse is run a second time, tracked.
+fn shape_error<A: DeserializeOwned>(arguments: &Value, error: serde_json::Error) -> Violation {
+    match serde_path_to_error::deserialize::<_, A>(arguments) {
+        Err(tracked) => {
+            let path = match tracked.path().to_string().as_str() {
+                "." => String::new(),
+                path => path.to_owned(),
+            };
+            Violation::new(path, format!("is not valid: {}", tracked.inner()))
+        }
+        Ok(_) => Violation::new(String::new(), format!("is not valid: {error}")),
+    }
+}
+
+fn describe(errors: &ValidationErrors, prefix: &str, out: &mut Vec<Violation>) {
     for (field, kind) in errors.errors() {
         let path = if prefix.is_empty() {
             field.to_string()
@@ -33,7 +135,7 @@ fn describe(errors: &ValidationErrors, prefix: &str, out: &mut Vec<String>) {
                 for error in list {
                     let rule = rule_text(&error.code, &error.params);
                     let message = error.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-                    out.push(format!("`{path}` {rule}{message}"));
+                    out.push(Violation::new(path.clone(), format!("{rule}{message}")));
                 }
             }
             ValidationErrorsKind::Struct(nested) => describe(nested, &path, out),
@@ -47,7 +149,7 @@ fn describe(errors: &ValidationErrors, prefix: &str, out: &mut Vec<String>) {
 }
 
 /// "must be between 1 and 16" and the like, from validator's code and parameters.
-fn rule_text(code: &str, params: &std::collections::HashMap<Cow<'static, str>, Value>) -> String {
+fn rule_text(code: &str, params: &HashMap<Cow<'static, str>, Value>) -> String {
     let bound = |key: &str| params.get(key).map(|v| v.to_string());
     match code {
         "range" => match (bound("min"), bound("max")) {
@@ -72,50 +174,109 @@ fn rule_text(code: &str, params: &std::collections::HashMap<Cow<'static, str>, V
 
 #[cfg(test)]
 mod tests {
+    use schemars::JsonSchema;
     use serde::Deserialize;
     use serde_json::json;
 
     use super::*;
 
-    #[derive(Deserialize, Validate)]
+    #[derive(Deserialize, JsonSchema, Validate)]
     #[serde(deny_unknown_fields)]
     struct Inner {
         #[validate(range(min = 1, max = 5))]
         level: u8,
     }
 
-    #[derive(Deserialize, Validate)]
+    #[derive(Deserialize, JsonSchema, Validate)]
     #[serde(deny_unknown_fields)]
     struct Outer {
         #[validate(length(min = 2, max = 4))]
         name: String,
         #[validate(nested)]
         inner: Inner,
+        /// A rule schemars cannot put in the schema.
+        #[serde(default)]
+        #[validate(custom(function = "even"))]
+        pairs: u32,
     }
 
-    fn check(value: Value) -> Result<(), Vec<String>> {
-        arguments::<Outer>(value.as_object())
+    fn even(n: u32) -> Result<(), validator::ValidationError> {
+        match n % 2 {
+            0 => Ok(()),
+            _ => Err(validator::ValidationError::new("even")),
+        }
+    }
+
+    fn with_schema() -> ArgumentCheck {
+        let schema = rmcp::handler::server::common::schema_for_input::<Outer>().unwrap();
+        ArgumentCheck::of::<Outer>().with_schema(&schema).unwrap()
+    }
+
+    fn check(checker: &ArgumentCheck, value: Value) -> Vec<String> {
+        checker.check(value.as_object()).err().unwrap_or_default()
     }
 
     #[test]
-    fn names_every_field_and_rule() {
-        let errors = check(json!({ "name": "x", "inner": { "level": 9 } })).unwrap_err();
+    fn the_schema_names_every_field_and_rule_at_once() {
+        let checker = with_schema();
         assert_eq!(
-            errors,
+            check(
+                &checker,
+                json!({ "name": 7, "inner": { "level": 300, "x": 1 }, "extra": true })
+            ),
+            [
+                "`extra` is not an allowed field (additionalProperties)",
+                "`inner.level` must be at most 5 (maximum)",
+                "`inner.x` is not an allowed field (additionalProperties)",
+                "`name` must be a string (type)",
+            ]
+        );
+        assert_eq!(
+            check(&checker, json!({ "inner": {} })),
+            ["`inner.level` is required (required)", "`name` is required (required)"]
+        );
+        assert!(check(&checker, json!({ "name": "ok", "inner": { "level": 3 } })).is_empty());
+        assert!(
+            checker.check(None).is_err(),
+            "no arguments: the required fields are missing"
+        );
+    }
+
+    #[test]
+    fn a_field_is_named_once_and_rules_the_schema_lacks_still_count() {
+        let checker = with_schema();
+        // `name` breaks minLength in the schema and length in validator: one message.
+        // `pairs` breaks only the custom rule, which the schema cannot see.
+        assert_eq!(
+            check(&checker, json!({ "name": "x", "inner": { "level": 3 }, "pairs": 3 })),
+            [
+                "`name` must have at least 2 characters (minLength)",
+                "`pairs` breaks the rule 'even'",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_schema_serde_and_validator_name_the_path() {
+        let checker = ArgumentCheck::of::<Outer>();
+        assert_eq!(
+            check(&checker, json!({ "name": "x", "inner": { "level": 9 } })),
             [
                 "`inner.level` must be between 1 and 5 (range)",
                 "`name` must have 2 to 4 characters or items (length)",
             ]
         );
-        assert!(check(json!({ "name": "ok", "inner": { "level": 3 } })).is_ok());
-    }
-
-    #[test]
-    fn reports_shape_errors() {
-        assert!(
-            check(json!({ "name": "ok", "inner": { "level": 3 }, "x": 1 })).unwrap_err()[0]
-                .contains("unknown field `x`")
+        assert_eq!(
+            check(&checker, json!({ "name": "ok", "inner": { "level": 300 } })),
+            ["`inner.level` is not valid: invalid value: integer `300`, expected u8"]
         );
-        assert!(check(json!({ "inner": { "level": 3 } })).unwrap_err()[0].contains("missing field `name`"));
+        assert_eq!(
+            check(&checker, json!({ "name": "ok", "inner": { "level": 3 }, "x": 1 }))[0],
+            "`x` is not valid: unknown field `x`, expected one of `name`, `inner`, `pairs`"
+        );
+        assert_eq!(
+            check(&checker, json!({ "inner": { "level": 3 } })),
+            ["the argument object is not valid: missing field `name`"]
+        );
     }
 }

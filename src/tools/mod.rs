@@ -3,10 +3,13 @@
 //! argument rules) declared beside it. Add a file, then add its router and policy below.
 
 mod forecast;
+mod formats;
 mod status;
 mod units;
 
 pub use status::Status;
+
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use schemars::JsonSchema;
@@ -15,7 +18,8 @@ use validator::Validate;
 
 use crate::{guard::ToolPolicy, server::McpServer};
 
-/// Every tool's router, merged, and every tool's policy.
+/// Every tool's router, merged, and every tool's policy. Each tool's schemas keep only standard
+/// formats, and its policy checks arguments against its input schema as advertised.
 pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     #[allow(unused_mut, reason = "only the conformance fixtures extend it")]
     let mut tools = vec![
@@ -27,7 +31,7 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     tools.extend(crate::conformance::tools());
     let mut router = ToolRouter::new();
     let mut policies = Vec::new();
-    for (tool, policy) in tools {
+    for (mut tool, mut policy) in tools {
         // One tool per router, named as its policy says: a policy cannot drift from its tool.
         let names: Vec<_> = tool.list_all().into_iter().map(|t| t.name).collect();
         assert_eq!(
@@ -35,6 +39,17 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
             [policy.name],
             "a tool file declares exactly one tool and its policy"
         );
+        for route in tool.map.values_mut() {
+            let attr = &mut route.attr;
+            formats::keep_standard_formats(Arc::make_mut(&mut attr.input_schema));
+            if let Some(output) = attr.output_schema.as_mut() {
+                formats::keep_standard_formats(Arc::make_mut(output));
+            }
+            // The arguments are checked against exactly the schema the model is shown.
+            policy = policy
+                .input_schema(&attr.input_schema)
+                .unwrap_or_else(|e| panic!("the input schema of '{}' does not compile: {e}", attr.name));
+        }
         router += tool;
         policies.push(policy);
     }
@@ -45,3 +60,39 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct NoArguments {}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Every `format` value anywhere in `value`.
+    fn formats<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                out.extend(map.get("format").and_then(Value::as_str));
+                map.values().for_each(|v| formats(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| formats(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_tool_schema_keeps_only_standard_formats() {
+        let (router, policies) = catalog();
+        assert_eq!(router.list_all().len(), policies.len());
+        for tool in router.list_all() {
+            let input = Value::Object((*tool.input_schema).clone());
+            let output = tool.output_schema.as_ref().map(|o| Value::Object((**o).clone()));
+            let mut found = Vec::new();
+            formats(&input, &mut found);
+            if let Some(output) = &output {
+                formats(output, &mut found);
+            }
+            found.retain(|f| !formats::is_standard(f));
+            assert!(found.is_empty(), "{}: non-standard formats {found:?}", tool.name);
+        }
+    }
+}
