@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector-check bench abuse
+.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +24,7 @@ run: ## Run the server over HTTP on loopback (BIND=host:port to change), with re
 	@echo
 	@echo "MCP endpoint:  http://$(BIND)/mcp   (Streamable HTTP)"
 	@echo "Health:        http://$(BIND)/healthz   http://$(BIND)/readyz"
-	@echo "Inspector:     npx @modelcontextprotocol/inspector   then connect to http://$(BIND)/mcp"
+	@echo "Inspector:     make inspector   (another terminal), then connect to http://$(BIND)/mcp"
 	@echo "Stop:          Ctrl-C (drains in-flight calls, then exits)"
 	target/debug/$(BIN) serve --transport http --bind $(BIND) --log-format pretty
 
@@ -77,6 +77,10 @@ NODE_TOOLS := interop/node-tools.sh $(BIN)
 conformance: ## The official MCP conformance suite against the HTTP transport, 2026-07-28 and 2025-11-25
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --features conformance --test conformance -- --ignored --nocapture --test-threads 1
+
+inspector: ## The pinned MCP Inspector's web UI (on the Node 22 make installs), for the server `make run` serves
+	@tools="$$($(NODE_TOOLS))" && echo "Inspector: connect with transport Streamable HTTP and URL http://$(BIND)/mcp" \
+		&& PATH="$$tools/bin:$$PATH" inspector
 
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
