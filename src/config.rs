@@ -116,6 +116,12 @@ pub struct HttpConfig {
           value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,
 
+    /// Request bytes held at once across all requests being read or answered; past it, 503
+    /// with Retry-After (at least --max-body-bytes).
+    #[arg(long, env = "MCP_MAX_BODY_BYTES_IN_FLIGHT", default_value = "67108864", value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body_bytes_in_flight: u32,
+
     /// Per-caller limit on all MCP requests, `initialize` included, e.g. 50/s:100 (rate, then
     /// burst); over it, 429 with Retry-After [default: off].
     #[arg(long, env = "MCP_HTTP_RATE_LIMIT", value_name = "RATE", value_parser = rate)]
@@ -292,6 +298,12 @@ impl ServeConfig {
             return Err(format!(
                 "error: refusing to serve on {} (not loopback) without an allowed-hosts list: set MCP_ALLOWED_HOSTS (--allowed-hosts) to the host names clients use",
                 self.bind
+            ));
+        }
+        if self.http.max_body_bytes_in_flight < self.http.max_body_bytes {
+            return Err(format!(
+                "error: MCP_MAX_BODY_BYTES_IN_FLIGHT (--max-body-bytes-in-flight) is {} but must be at least MCP_MAX_BODY_BYTES (--max-body-bytes), {}",
+                self.http.max_body_bytes_in_flight, self.http.max_body_bytes
             ));
         }
         if exposed && self.http.public_url.is_none() {

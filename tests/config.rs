@@ -29,6 +29,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--max-body-bytes", "MCP_MAX_BODY_BYTES"),
         ("--http-rate-limit", "MCP_HTTP_RATE_LIMIT"),
         ("--auth-failure-limit", "MCP_AUTH_FAILURE_LIMIT"),
+        ("--max-body-bytes-in-flight", "MCP_MAX_BODY_BYTES_IN_FLIGHT"),
         ("--body-read-timeout", "MCP_BODY_READ_TIMEOUT"),
         ("--header-read-timeout", "MCP_HEADER_READ_TIMEOUT"),
         ("--idle-timeout", "MCP_IDLE_TIMEOUT"),
@@ -137,6 +138,21 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &["--bind", "MCP_BIND", "localhost"],
         ),
         (&["serve", "--bind", "256.0.0.1:80"], &[], &["--bind", "MCP_BIND"]),
+        (
+            &["serve"],
+            &[("MCP_MAX_BODY_BYTES", "8192"), ("MCP_MAX_BODY_BYTES_IN_FLIGHT", "4096")],
+            &["MCP_MAX_BODY_BYTES_IN_FLIGHT", "at least MCP_MAX_BODY_BYTES"],
+        ),
+        (
+            &["serve", "--max-sessions", "0"],
+            &[],
+            &["--max-sessions", "MCP_MAX_SESSIONS"],
+        ),
+        (
+            &["serve", "--header-read-timeout", "0"],
+            &[],
+            &["--header-read-timeout", "MCP_HEADER_READ_TIMEOUT"],
+        ),
         // The benchmark's guard switch exists only in builds with the `bench` feature.
         (
             &["serve", "--bench-guard-off"],

@@ -535,3 +535,46 @@ async fn the_edge_limiters_forget_idle_callers() {
         );
     }
 }
+
+#[tokio::test]
+async fn request_bytes_held_at_once_have_a_budget() {
+    let upstream = FakeUpstream::start().await;
+    let server = start(
+        &upstream,
+        &[
+            ("MCP_MAX_BODY_BYTES", "2048"),
+            ("MCP_MAX_BODY_BYTES_IN_FLIGHT", "3072"),
+            ("MCP_BODY_READ_TIMEOUT", "2"),
+        ],
+    )
+    .await;
+    // An authenticated body of 2,000 bytes that trickles: it holds 2,000 of the 3,072, leaving
+    // too little for another of 2,040.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nAuthorization: Bearer {ALICE}\r\n\
+         Content-Length: 2000\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let padded = format!("{list}{}", " ".repeat(2500 - list.len()));
+    let auth = format!("MCP-Protocol-Version: 2026-07-28\r\nAuthorization: Bearer {ALICE}\r\n");
+    let refused = exchange(server.addr, &raw::post(&padded[..2040], &auth)).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MCP_MAX_BODY_BYTES_IN_FLIGHT")
+    );
+
+    // Once the slow body times out (408), its bytes are given back.
+    let answer = read_answer(&mut slow, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.status, 408);
+    let served = exchange(server.addr, &raw::post(&padded[..2040], &auth)).await;
+    assert_ne!(served.status, 503, "{served:?}");
+}

@@ -8,7 +8,8 @@
 //!    failed-authentication limit; then the per-caller request limit: 429
 //! 5. sessions: another caller's session looks like no session (404); `initialize` needs a
 //!    place under the session caps (429 / 503); GET event streams are capped (503)
-//! 6. the body, within its size and time limits: 413 / 408
+//! 6. the body, within its size and time limits (413 / 408) and the budget of request bytes
+//!    held at once by all requests (503)
 //! 7. the scopes the request and the called tool need: 403 `insufficient_scope`
 //!
 //! Refusals are logged through [`Refusals`], so a flood of them writes a line a second.
@@ -68,6 +69,9 @@ pub struct Edge {
     pub event_streams: Arc<Semaphore>,
     pub max_event_streams: usize,
     pub max_body: usize,
+    /// MCP_MAX_BODY_BYTES_IN_FLIGHT: request bytes held at once, as permits.
+    pub body_budget: Arc<Semaphore>,
+    pub max_body_in_flight: usize,
     pub body_timeout: Duration,
     /// Sent with a refusal for a full per-caller session cap.
     pub session_retry_after: Duration,
@@ -136,17 +140,36 @@ impl Edge {
             _ => None,
         };
 
-        let body = if parts.method == Method::POST {
-            let declared = parts
+        let (body, held_bytes) = if parts.method == Method::POST {
+            let declared: Option<u64> = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok());
+            // Room for the body in the budget of bytes held at once, kept until the answer
+            // has left; a body of unknown length may grow to the limit.
+            let need = match declared {
+                Some(length) if length > self.max_body as u64 => return Err(self.unread(Unread::TooLarge)),
+                Some(length) => length as u32,
+                None => self.max_body as u32,
+            };
+            let held = self.body_budget.clone().try_acquire_many_owned(need).map_err(|_| {
+                self.no_room(
+                    "body_budget_full",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Value::Null,
+                    &format!(
+                        "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
+                        self.max_body_in_flight
+                    ),
+                    1,
+                )
+            })?;
             match body::read(body, declared, self.max_body, self.body_timeout).await {
-                Ok(bytes) => bytes,
+                Ok(bytes) => (bytes, Some(held)),
                 Err(unread) => return Err(self.unread(unread)),
             }
         } else {
-            axum::body::Bytes::new()
+            (axum::body::Bytes::new(), None)
         };
         let envelope = Envelope::of(&body);
         self.gate.check_scopes(&principal, envelope.tool(), &self.refusals)?;
@@ -191,7 +214,7 @@ impl Edge {
             _ => response,
         };
         Ok(match (in_flight, stream) {
-            (Some(in_flight), _) => hold(response, in_flight),
+            (Some(in_flight), _) => hold(response, (in_flight, held_bytes)),
             (None, Some(stream)) => hold(response, stream),
             (None, None) => response,
         })
