@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::validate::Violation;
 
 /// Where the schema sits for the validator; nothing is ever fetched from it.
-const LOCATION: &str = "urn:mcp-starter:tool-input";
+const LOCATION: &str = "urn:tool-input";
 
 /// A tool's input schema, compiled.
 pub struct InputSchema {
