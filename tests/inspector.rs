@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{BIN, FakeUpstream, HttpServer};
+use support::{BIN, FakeUpstream, Generation, HttpServer, StdioServer, tools::tool_names};
 
 const TOKEN: &str = "inspector-check-token-0123456789";
 const ADMIN_TOKEN: &str = "inspector-admin-token-0123456789";
@@ -33,18 +33,28 @@ async fn inspector(args: &[&str]) -> Result<Value, (Option<i32>, String)> {
     Ok(value["result"].clone())
 }
 
-fn tool_names(list: &Value) -> Vec<&str> {
+/// The names in an Inspector tools/list result.
+fn listed_names(list: &Value) -> Vec<&str> {
     let tools = list["tools"].as_array().unwrap_or_else(|| panic!("no tools in {list}"));
     tools.iter().filter_map(|t| t["name"].as_str()).collect()
 }
 
-/// On `target` (a server command or a URL with its options): tools/list shows the anonymous
-/// caller's two tools, and tools/call converts 100 °C.
-async fn lists_the_tools_and_converts(target: &[&str], context: &str) {
+/// The tools the server lists to the rmcp client of a stdio server with these settings.
+async fn rmcp_list_on_stdio(upstream: &FakeUpstream, env: &[(&str, &str)]) -> Vec<String> {
+    let mut server = StdioServer::start(upstream, env).await;
+    let client = server.connect(Generation::Stateless).await;
+    let names = tool_names(&client).await;
+    client.cancel().await.unwrap();
+    names
+}
+
+/// On `target` (a server command or a URL with its options): tools/list shows the tools the
+/// server lists to the rmcp client for the same caller, and tools/call converts 100 °C.
+async fn lists_the_tools_and_converts(target: &[&str], expected: &[String], context: &str) {
     let list = inspector(&[target, &["--method", "tools/list"]].concat())
         .await
         .unwrap();
-    assert_eq!(tool_names(&list), ["convert_temperature", "get_forecast"], "{context}");
+    assert_eq!(listed_names(&list), expected, "{context}");
     let convert = r#"{"temperature":{"value":100,"unit":"celsius"},"to":"fahrenheit"}"#;
     let call = [
         "--method",
@@ -72,7 +82,8 @@ async fn stdio_lists_and_calls_tools() {
     let private = "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8";
     let server = ["-e", &geocoding, "-e", &forecast, "-e", private, BIN, "serve"];
 
-    lists_the_tools_and_converts(&server, "stdio").await;
+    let expected = rmcp_list_on_stdio(&upstream, &[]).await;
+    lists_the_tools_and_converts(&server, &expected, "stdio").await;
 
     let call = ["--method", "tools/call", "--tool-name", "get_forecast"];
     let args = ["--tool-arg", "city=Berlin", "--tool-arg", "days=2"];
@@ -85,14 +96,22 @@ async fn stdio_lists_and_calls_tools() {
 #[tokio::test]
 #[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
 async fn stdio_token_from_the_environment_reveals_the_admin_tool() {
-    let tokens = format!("MCP_AUTH_TOKENS={ADMIN_TOKEN} ops mcp:admin");
-    let token = format!("MCP_AUTH_TOKEN={ADMIN_TOKEN}");
-    let server = ["-e", "MCP_AUTH=static", "-e", &tokens, "-e", &token, BIN, "serve"];
+    let tokens = format!("{ADMIN_TOKEN} ops mcp:admin");
+    let env = [
+        ("MCP_AUTH", "static"),
+        ("MCP_AUTH_TOKENS", tokens.as_str()),
+        ("MCP_AUTH_TOKEN", ADMIN_TOKEN),
+    ];
+    let settings: Vec<_> = env.iter().map(|(key, value)| format!("{key}={value}")).collect();
+    let mut server: Vec<&str> = settings.iter().flat_map(|s| ["-e", s]).collect();
+    server.extend([BIN, "serve"]);
 
     let list = inspector(&[&server[..], &["--method", "tools/list"]].concat())
         .await
         .unwrap();
-    assert!(tool_names(&list).contains(&"server_status"), "{list}");
+    assert!(listed_names(&list).contains(&"server_status"), "{list}");
+    let upstream = FakeUpstream::start().await;
+    assert_eq!(listed_names(&list), rmcp_list_on_stdio(&upstream, &env).await, "{list}");
     let call = ["--method", "tools/call", "--tool-name", "server_status"];
     let status = inspector(&[&server[..], &call].concat()).await.unwrap();
     assert_eq!(
@@ -111,9 +130,15 @@ async fn http_with_a_bearer_token_in_both_generations() {
     let url = server.url("/mcp");
     let bearer = format!("Authorization: Bearer {TOKEN}");
 
-    for era in ["legacy", "modern"] {
+    for (era, generation) in [
+        ("legacy", Generation::Handshake20251125),
+        ("modern", Generation::Stateless),
+    ] {
+        let client = server.connect_as(generation, TOKEN).await;
+        let expected = tool_names(&client).await;
+        client.cancel().await.unwrap();
         let target = [url.as_str(), "--protocol-era", era, "--header", &bearer];
-        lists_the_tools_and_converts(&target, era).await;
+        lists_the_tools_and_converts(&target, &expected, era).await;
     }
 
     // Both generations were spoken, as the token's subject, and the token was never logged.

@@ -1,27 +1,23 @@
 //! The guard chain over the real protocol: per-tool rate limits keyed by principal × tool,
-//! validation the model can act on (every field and rule, as stated in the schema it sees,
-//! which uses standard formats only), per-tool timeouts, the HTTP per-caller limit, and one
-//! log line per call carrying the decision.
+//! refusals the model can act on (every offending field and rule, named at once, in schemas
+//! of standard formats only), per-tool timeouts, the HTTP per-caller limit, and one log line
+//! per call carrying the decision. Each tool's own rules are tested in its own file.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text};
+use support::{
+    Client, FakeUpstream, Generation, HttpServer, StdioServer, text,
+    tools::{call, every_tool, refusal, schema},
+};
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
 const ADMIN: &str = "admin-token-0123456789";
 const TOKENS: &str = "alice-token-0123456789 alice; bob-token-0123456789ab bob; admin-token-0123456789 ops mcp:admin";
-
-async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
 
 async fn convert(client: &Client) -> CallToolResult {
     call(
@@ -176,202 +172,6 @@ async fn idle_rate_limit_buckets_are_evicted_so_memory_stays_bounded() {
     }
 }
 
-/// The message of a call refused before the tool ran for its arguments.
-async fn refusal(client: &Client, tool: &str, arguments: Value) -> String {
-    let result = call(client, tool, arguments.clone()).await;
-    assert_eq!(result.is_error, Some(true), "{tool} {arguments}");
-    let message = text(&result);
-    assert!(
-        message.starts_with(&format!("invalid arguments for '{tool}': ")),
-        "{message}"
-    );
-    message
-}
-
-/// A call with these arguments is refused before the tool runs, naming each listed rule.
-async fn refused(client: &Client, tool: &str, arguments: Value, expected: &[&str]) {
-    let message = refusal(client, tool, arguments.clone()).await;
-    for part in expected {
-        assert!(
-            message.contains(part),
-            "{tool} {arguments}: '{part}' missing from: {message}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn every_validation_rule_passes_and_fails_and_shows_in_the_schema() {
-    let upstream = FakeUpstream::start().await;
-    let mut server = StdioServer::start(
-        &upstream,
-        &[(
-            "MCP_RATE_LIMITS",
-            "get_forecast=100/s:100,convert_temperature=100/s:100",
-        )],
-    )
-    .await;
-    let client = server.connect(Generation::Handshake20250618).await;
-
-    // get_forecast: city length and pattern, days range, no unknown fields, types.
-    for ok in [
-        json!({ "city": "Berlin", "days": 1 }),
-        json!({ "city": "Berlin", "days": 16 }),
-        json!({ "city": "Berlin" }),
-    ] {
-        assert_eq!(
-            call(&client, "get_forecast", ok.clone()).await.is_error,
-            Some(false),
-            "{ok}"
-        );
-    }
-    let ok_name = call(&client, "get_forecast", json!({ "city": "Saint-Étienne, France" })).await;
-    assert!(
-        text(&ok_name).contains("no place named"),
-        "a valid name reaches the upstream: {}",
-        text(&ok_name)
-    );
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "" }),
-        &["`city` must have at least 1 character (minLength)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "x".repeat(101) }),
-        &["`city` must have at most 100 characters (maxLength)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "Berlin1" }),
-        &["`city` must match the pattern ^[^0-9", "(pattern)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "Berlin", "days": 0 }),
-        &["`days` must be at least 1 (minimum)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "Berlin", "days": 17 }),
-        &["`days` must be at most 16 (maximum)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "", "days": 17 }),
-        &["`city`", "`days`"],
-    )
-    .await; // every field at once
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "Berlin", "hours": 3 }),
-        &["`hours` is not an allowed field (additionalProperties)"],
-    )
-    .await;
-    refused(
-        &client,
-        "get_forecast",
-        json!({ "city": "Berlin", "days": "three" }),
-        &["`days` must be an integer (type)"],
-    )
-    .await;
-    refused(&client, "get_forecast", json!({}), &["`city` is required (required)"]).await;
-
-    // convert_temperature: a nested type with its own range, enums, no unknown fields.
-    let edge = call(
-        &client,
-        "convert_temperature",
-        json!({ "temperature": { "value": 1_000_000, "unit": "kelvin" }, "to": "kelvin" }),
-    )
-    .await;
-    assert_eq!(edge.is_error, Some(false));
-    refused(
-        &client,
-        "convert_temperature",
-        json!({ "temperature": { "value": 1_000_001, "unit": "kelvin" }, "to": "kelvin" }),
-        &["`temperature.value` must be at most 1000000.0 (maximum)"],
-    )
-    .await;
-    refused(
-        &client,
-        "convert_temperature",
-        json!({ "temperature": { "value": 1, "unit": "rankine" }, "to": "kelvin" }),
-        &["`temperature.unit` must be one of celsius, fahrenheit, kelvin (enum)"],
-    )
-    .await;
-    refused(
-        &client,
-        "convert_temperature",
-        json!({ "temperature": { "value": 1, "unit": "kelvin", "note": "x" }, "to": "kelvin" }),
-        &["`temperature.note` is not an allowed field (additionalProperties)"],
-    )
-    .await;
-    let below = call(
-        &client,
-        "convert_temperature",
-        json!({ "temperature": { "value": -500, "unit": "celsius" }, "to": "kelvin" }),
-    )
-    .await;
-    assert_eq!(
-        (below.is_error, text(&below)),
-        (Some(true), "-500 celsius is below absolute zero".into()),
-        "a tool's own error"
-    );
-
-    // The schema the model sees carries the same rules.
-    let tools = client.list_all_tools().await.unwrap();
-    let schema =
-        |name: &str| serde_json::to_value(&tools.iter().find(|t| t.name == name).unwrap().input_schema).unwrap();
-    let forecast = schema("get_forecast");
-    let city = &forecast["properties"]["city"];
-    assert_eq!(
-        (city["minLength"].clone(), city["maxLength"].clone()),
-        (json!(1), json!(100))
-    );
-    assert!(
-        city["pattern"].as_str().is_some_and(|p| p.starts_with("^[^0-9")),
-        "{city}"
-    );
-    let days = &forecast["properties"]["days"];
-    assert_eq!(
-        (days["minimum"].clone(), days["maximum"].clone()),
-        (json!(1), json!(16))
-    );
-    assert_eq!(forecast["additionalProperties"], false);
-    let convert = schema("convert_temperature");
-    assert_eq!(convert["additionalProperties"], false);
-    let nested = serde_json::to_string(&convert).unwrap();
-    assert!(
-        nested.contains("\"minimum\":-1000000.0") && nested.contains("\"maximum\":1000000.0"),
-        "{nested}"
-    );
-    assert!(
-        nested.contains("\"enum\":[\"celsius\",\"fahrenheit\",\"kelvin\"]"),
-        "{nested}"
-    );
-
-    client.cancel().await.unwrap();
-    let invalid = server
-        .server
-        .logs
-        .events("request")
-        .into_iter()
-        .filter(|l| l["decision"] == "invalid")
-        .count();
-    assert_eq!(invalid, 12, "each refused call is logged as invalid");
-}
-
 #[tokio::test]
 async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
     let upstream = FakeUpstream::start().await;
@@ -476,24 +276,6 @@ async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
     );
 }
 
-#[tokio::test]
-async fn a_field_only_the_parser_refuses_is_named_too() {
-    let upstream = FakeUpstream::start().await;
-    let auth = [
-        ("MCP_AUTH", "static"),
-        ("MCP_AUTH_TOKENS", TOKENS),
-        ("MCP_AUTH_TOKEN", ADMIN),
-    ];
-    let mut server = StdioServer::start(&upstream, &auth).await;
-    let admin = server.connect(Generation::Handshake20250618).await;
-    // server_status advertises an open empty schema, but its argument type takes no field.
-    let message = refusal(&admin, "server_status", json!({ "verbose": true })).await;
-    assert_eq!(
-        message,
-        "invalid arguments for 'server_status': `verbose` is not valid: unknown field `verbose`, there are no fields"
-    );
-}
-
 /// Every `format` in a schema, leaving out data (`default`, `enum`, ...), which may hold anything.
 fn formats<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
     match schema {
@@ -508,20 +290,8 @@ fn formats<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
-/// The schema of a property named `name`, wherever it is declared in `schema` (`$defs` too).
-fn property<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
-    match schema {
-        Value::Object(map) => map
-            .get("properties")
-            .and_then(|properties| properties.get(name))
-            .or_else(|| map.values().find_map(|value| property(value, name))),
-        Value::Array(items) => items.iter().find_map(|item| property(item, name)),
-        _ => None,
-    }
-}
-
 #[tokio::test]
-async fn every_tool_schema_uses_only_standard_formats_and_keeps_its_ranges() {
+async fn every_tool_schema_uses_only_standard_formats() {
     const STANDARD: &[&str] = &[
         "date-time",
         "date",
@@ -544,24 +314,9 @@ async fn every_tool_schema_uses_only_standard_formats_and_keeps_its_ranges() {
         "regex",
     ];
     let upstream = FakeUpstream::start().await;
-    let server = HttpServer::start(&upstream, &[("MCP_AUTH", "static"), ("MCP_AUTH_TOKENS", TOKENS)]).await;
-    // The admin sees every tool, the privileged ones too.
-    let admin = server.connect_as(Generation::Handshake20251125, ADMIN).await;
-    let tools = admin.list_all_tools().await.unwrap();
-    assert!(
-        tools.iter().any(|t| t.name == "server_status"),
-        "the admin sees every tool"
-    );
-    let schema = |name: &str, output: bool| {
-        let tool = tools.iter().find(|t| t.name == name).unwrap();
-        match output {
-            false => Value::Object((*tool.input_schema).clone()),
-            true => Value::Object((**tool.output_schema.as_ref().unwrap()).clone()),
-        }
-    };
-    for tool in &tools {
-        let input = schema(&tool.name, false);
-        let output = tool.output_schema.is_some().then(|| schema(&tool.name, true));
+    for tool in every_tool(&upstream).await {
+        let input = schema(&tool, false);
+        let output = tool.output_schema.is_some().then(|| schema(&tool, true));
         let mut found = Vec::new();
         formats(&input, &mut found);
         if let Some(output) = &output {
@@ -570,16 +325,6 @@ async fn every_tool_schema_uses_only_standard_formats_and_keeps_its_ranges() {
         found.retain(|format| !STANDARD.contains(format));
         assert!(found.is_empty(), "{}: non-standard formats {found:?}", tool.name);
     }
-
-    // The range a format implied stays in the schema, a tighter declared one wins.
-    let bounds = |schema: &Value| (schema["minimum"].clone(), schema["maximum"].clone());
-    let forecast = schema("get_forecast", false);
-    assert_eq!(bounds(&forecast["properties"]["days"]), (json!(1), json!(16)));
-    let forecast_output = schema("get_forecast", true);
-    let weather_code = property(&forecast_output, "weather_code").expect("weather_code in the output schema");
-    assert_eq!(bounds(weather_code), (json!(0), json!(255)), "a u8's range");
-    let status = schema("server_status", true);
-    assert_eq!(bounds(&status["properties"]["uptime_s"]), (json!(0), json!(u64::MAX)));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The MCP surface over both transports and all three protocol revisions: identity, schemas,
-//! every example tool, resource, template and prompt, and the errors a client can cause.
+//! The MCP surface over both transports and all three protocol revisions: identity, the tool
+//! list and its schemas, every resource, template and prompt, and the errors a client can
+//! cause. Each tool's own behaviour is tested in its own file (tests/<tool name>.rs).
 
 mod support;
 
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use support::{Client, FakeUpstream, GENERATIONS, Generation, HttpServer, StdioServer, args};
 
 /// Everything a client sees of the server, checked the same way on every transport.
-async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstream) {
+async fn exercise(client: &Client, generation: Generation) {
     let context = format!("{generation:?}");
 
     // Identity: our own name and version, instructions, capabilities.
@@ -19,25 +20,20 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
     let identity = info.server_info.as_ref().expect("serverInfo");
     assert_eq!(identity.name, env!("CARGO_PKG_NAME"), "{context}");
     assert_eq!(identity.version, env!("CARGO_PKG_VERSION"), "{context}");
-    assert!(
-        info.instructions.as_deref().unwrap_or("").contains("get_forecast"),
-        "{context}"
-    );
+    assert!(!info.instructions.as_deref().unwrap_or("").is_empty(), "{context}");
     assert!(info.capabilities.tools.is_some(), "{context}");
     assert!(info.capabilities.resources.is_some(), "{context}");
     assert!(info.capabilities.prompts.is_some(), "{context}");
 
-    // tools/list: both tools, with input and output schemas.
+    // tools/list: whatever tools there are, each described, with schemas of single types.
     let tools = client.list_all_tools().await.expect("tools/list");
-    let names: Vec<_> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["convert_temperature", "get_forecast"], "{context}");
-    let forecast = tools.iter().find(|t| t.name == "get_forecast").unwrap();
-    let input = serde_json::to_value(&forecast.input_schema).unwrap();
-    assert_eq!(input["required"], json!(["city"]), "{context}");
-    assert_eq!(input["properties"]["days"]["maximum"], 16, "{context}");
-    let output = serde_json::to_value(forecast.output_schema.as_ref().expect("outputSchema")).unwrap();
-    assert!(output["properties"]["days"].is_object(), "{context}");
+    assert!(!tools.is_empty(), "{context}");
     for tool in &tools {
+        assert!(
+            !tool.description.as_deref().unwrap_or("").is_empty(),
+            "{context}: {} has no description",
+            tool.name
+        );
         let schemas = [Some(&*tool.input_schema), tool.output_schema.as_deref()];
         for schema in schemas.into_iter().flatten() {
             let schema = serde_json::to_value(schema).unwrap();
@@ -48,71 +44,6 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
             );
         }
     }
-    assert!(
-        forecast.description.as_deref().unwrap().contains("forecast"),
-        "{context}"
-    );
-
-    // The pure tool, with structured output.
-    let converted = client
-        .call_tool(
-            CallToolRequestParams::new("convert_temperature").with_arguments(args(json!({
-                "temperature": { "value": 100, "unit": "celsius" }, "to": "fahrenheit"
-            }))),
-        )
-        .await
-        .expect("convert_temperature");
-    assert_eq!(converted.is_error, Some(false), "{context}");
-    assert_eq!(
-        converted.structured_content,
-        Some(json!({ "value": 212.0, "unit": "fahrenheit" })),
-        "{context}"
-    );
-
-    // The upstream tool, against the fake Open-Meteo.
-    let before = upstream.forecast_hits();
-    let result = client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
-        )
-        .await
-        .expect("get_forecast");
-    assert_eq!(result.is_error, Some(false), "{context}: {result:?}");
-    let data = result.structured_content.expect("structuredContent");
-    assert_eq!(data["city"], "Berlin", "{context}");
-    assert_eq!(data["country"], "Germany", "{context}");
-    assert_eq!(data["timezone"], "Europe/Berlin", "{context}");
-    assert_eq!(
-        data["days"],
-        json!([
-            { "date": "2026-11-21", "temperature_max_c": 10.0, "temperature_min_c": 2.0, "precipitation_mm": 1.5, "weather_code": 3, "summary": "Overcast" },
-            { "date": "2026-11-22", "temperature_max_c": 11.0, "temperature_min_c": 3.0, "precipitation_mm": 1.5, "weather_code": 61, "summary": "Slight rain" }
-        ]),
-        "{context}"
-    );
-    assert_eq!(upstream.forecast_hits(), before + 1, "{context}");
-    // A place in no country: the field is left out, as the output schema allows.
-    let antarctic = client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast")
-                .with_arguments(args(json!({ "city": "McMurdo Station", "days": 1 }))),
-        )
-        .await
-        .expect("get_forecast");
-    let data = antarctic.structured_content.expect("structuredContent");
-    assert_eq!(data["city"], "McMurdo Station", "{context}");
-    assert!(data.get("country").is_none(), "{context}: {data}");
-
-    // A tool-level failure the model can act on: isError with a specific message.
-    let unknown_city = client
-        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Atlantis" }))))
-        .await
-        .expect("a tool error is a result, not a protocol error");
-    assert_eq!(unknown_city.is_error, Some(true), "{context}");
-    assert!(
-        text(&unknown_city.content).contains("no place named 'Atlantis'"),
-        "{context}"
-    );
 
     // An unknown tool is a protocol error that names the tool.
     let error = client
@@ -127,17 +58,6 @@ async fn exercise(client: &Client, generation: Generation, upstream: &FakeUpstre
         error.message.contains("unknown tool 'no_such_tool'"),
         "{context}: {}",
         error.message
-    );
-
-    // The privileged tool is hidden from this anonymous caller and refused if called anyway.
-    let refused = client
-        .call_tool(CallToolRequestParams::new("server_status"))
-        .await
-        .expect("a refusal is a result the model can read");
-    assert_eq!(refused.is_error, Some(true), "{context}");
-    assert!(
-        text(&refused.content).contains("needs the 'mcp:admin' scope"),
-        "{context}"
     );
 
     // Resources: the fixed one, the template, a read of each, and a miss.
@@ -209,14 +129,6 @@ fn single_types(schema: &Value) -> bool {
     }
 }
 
-fn text(content: &[rmcp::model::ContentBlock]) -> String {
-    content
-        .iter()
-        .filter_map(|c| c.as_text())
-        .map(|t| t.text.clone())
-        .collect()
-}
-
 async fn read_text(client: &Client, uri: &str) -> String {
     let result = client
         .read_resource(ReadResourceRequestParams::new(uri))
@@ -237,7 +149,7 @@ async fn stdio_serves_every_generation() {
     for generation in GENERATIONS {
         let mut server = StdioServer::start(&upstream, &[]).await;
         let client = server.connect(generation).await;
-        exercise(&client, generation, &upstream).await;
+        exercise(&client, generation).await;
         client.cancel().await.unwrap();
         assert_eq!(server.server.exit_code(std::time::Duration::from_secs(10)).await, 0);
         server.server.logs.json(); // every stderr line is JSON
@@ -250,7 +162,7 @@ async fn http_serves_every_generation() {
     let server = HttpServer::start(&upstream, &[]).await;
     for generation in GENERATIONS {
         let client = server.connect(generation).await;
-        exercise(&client, generation, &upstream).await;
+        exercise(&client, generation).await;
         client.cancel().await.unwrap();
     }
     server.server.logs.json();
@@ -345,7 +257,7 @@ async fn http_answers_malformed_input_and_keeps_serving() {
     );
 
     let client = server.connect(Generation::Stateless).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 2);
+    assert!(!client.list_all_tools().await.unwrap().is_empty(), "still serving");
     client.cancel().await.unwrap();
 }
 

@@ -6,6 +6,7 @@
 
 pub mod jwt;
 pub mod raw;
+pub mod tools;
 pub mod upstream;
 
 use std::{
