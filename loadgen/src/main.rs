@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use server::{Server, Transport};
+use server::{ONE_ADDRESS_MANY_CLIENTS, Server, Transport};
 use stats::{Samples, Summary, median};
 
 const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
@@ -162,7 +162,7 @@ struct TargetResult {
 }
 
 async fn measure(binary: &Path, target: Target) -> TargetResult {
-    let mut server = Server::start(binary, target.transport(), &[]).await;
+    let mut server = Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await;
     let mut runs = Vec::new();
     let mut idle_mib = f64::NAN;
     let mut stdio_session = None;
@@ -224,8 +224,13 @@ impl GuardCost {
 
 async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
     let mut servers = [
-        Server::start(binary, target.transport(), &[]).await,
-        Server::start(binary, target.transport(), &["--bench-guard-off"]).await,
+        Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await,
+        Server::start(
+            binary,
+            target.transport(),
+            &[&ONE_ADDRESS_MANY_CLIENTS[..], &["--bench-guard-off"]].concat(),
+        )
+        .await,
     ];
     let mut clients = [
         Some(open(&mut servers[0], target, GUARD_CONCURRENCY).await),
@@ -273,7 +278,7 @@ async fn first_answer(binary: &Path, transport: Transport) -> (f64, f64) {
     let mut times = Vec::new();
     for _ in 0..STARTS {
         let began = Instant::now();
-        let mut server = Server::start(binary, transport, &[]).await;
+        let mut server = Server::start(binary, transport, &ONE_ADDRESS_MANY_CLIENTS).await;
         let answered = match transport {
             Transport::Http => http::first_answer(server.addr.unwrap()).await,
             Transport::Stdio => {

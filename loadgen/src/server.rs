@@ -25,6 +25,15 @@ const CLOCK_TICKS: f64 = 100.0;
 /// Quotas no benchmark reaches, so the rate limiter is measured, not the limit.
 pub const GENEROUS_QUOTA: &str = "convert_temperature=1000000/s:1000000";
 
+/// For the benchmark: its simulated clients all connect from one address, which per-client
+/// caps would treat as one client holding hundreds of sessions and connections.
+pub const ONE_ADDRESS_MANY_CLIENTS: [&str; 4] = [
+    "--max-sessions-per-client",
+    "1000",
+    "--max-connections-per-client",
+    "1024",
+];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Http,
