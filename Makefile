@@ -18,8 +18,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 run: ## Run the server over HTTP on loopback (BIND=host:port to change), with readable logs
-	@# The same build `make test` uses (dev-dependencies change shared crates' features), so
-	@# tests after a run rebuild nothing.
+	@# The dependencies `make test` builds (dev-dependencies change shared crates' features), so
+	@# tests after a run rebuild only this crate (with its test-only tool).
 	$(CARGO) test --locked --no-run
 	@echo
 	@echo "MCP endpoint:  http://$(BIND)/mcp   (Streamable HTTP)"
@@ -38,7 +38,8 @@ release: ## Optimised build: target/release/mcp-starter
 	$(CARGO) build --locked --release
 
 test: ## Run every test: unit tests and the protocol suites against the built binary
-	$(CARGO) test --locked
+	@# `fixtures` adds the test-only tool the upstream client's tests call (never in a release).
+	$(CARGO) test --locked --features fixtures
 
 lint: ## Formatting, clippy with warnings denied, and actionlint on the CI workflow
 	$(CARGO) fmt --all -- --check
@@ -84,7 +85,7 @@ inspector: ## The pinned MCP Inspector's web UI (on the Node 22 make installs), 
 
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
-		$(CARGO) test --locked --test inspector -- --ignored
+		$(CARGO) test --locked --features fixtures --test inspector -- --ignored
 
 abuse: release ## Hostile load against the release build on loopback (not part of test): a table of figures against bounds
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen

@@ -91,6 +91,10 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub upstream: UpstreamConfig,
+    // weather-example:begin
+    #[command(flatten)]
+    pub weather: crate::weather::WeatherConfig,
+    // weather-example:end
 }
 
 #[derive(Debug, Clone, Args)]
@@ -353,16 +357,6 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct UpstreamConfig {
-    /// Base URL of the Open-Meteo geocoding API.
-    #[arg(long, env = "MCP_GEOCODING_URL", default_value = "https://geocoding-api.open-meteo.com",
-          value_parser = http_url)]
-    pub geocoding_url: Url,
-
-    /// Base URL of the Open-Meteo forecast API.
-    #[arg(long, env = "MCP_FORECAST_URL", default_value = "https://api.open-meteo.com",
-          value_parser = http_url)]
-    pub forecast_url: Url,
-
     /// Seconds one attempt at an upstream request may take: connecting, sending, and reading
     /// the whole answer.
     #[arg(long, env = "MCP_UPSTREAM_TIMEOUT", default_value = "10", value_name = "SECONDS",
@@ -385,8 +379,10 @@ pub struct UpstreamConfig {
           value_parser = millis_in(1..=60_000))]
     pub upstream_backoff: Duration,
 
-    /// Hosts upstream calls may reach, comma-separated [default: the hosts of --geocoding-url
-    /// and --forecast-url].
+    /// Hosts upstream calls may reach, comma-separated, e.g. api.example.com
+    // weather-example:begin
+    /// [default: the hosts of --geocoding-url and --forecast-url]
+    // weather-example:end
     #[arg(long, env = "MCP_UPSTREAM_ALLOW_HOSTS", value_name = "HOSTS", value_delimiter = ',',
           value_parser = host_name)]
     pub upstream_allow_hosts: Vec<url::Host>,
@@ -399,16 +395,19 @@ pub struct UpstreamConfig {
     pub upstream_allow_private: Vec<ipnet::IpNet>,
 }
 
-impl UpstreamConfig {
-    /// The hosts upstream calls may reach: the explicit list, else the two APIs' hosts.
-    pub fn allowed_hosts(&self) -> Vec<url::Host> {
-        if !self.upstream_allow_hosts.is_empty() {
-            return self.upstream_allow_hosts.clone();
+impl ServeConfig {
+    /// The hosts upstream calls may reach: the explicit list, else those of the APIs the
+    /// tools call.
+    pub fn upstream_hosts(&self) -> Vec<url::Host> {
+        if !self.upstream.upstream_allow_hosts.is_empty() {
+            return self.upstream.upstream_allow_hosts.clone();
         }
-        [&self.geocoding_url, &self.forecast_url]
-            .into_iter()
-            .filter_map(|url| url.host().map(|host| host.to_owned()))
-            .collect()
+        #[allow(unused_mut, reason = "the APIs below extend it")]
+        let mut hosts = Vec::new();
+        // weather-example:begin
+        hosts.extend(self.weather.hosts());
+        // weather-example:end
+        hosts
     }
 }
 
@@ -584,7 +583,7 @@ fn network(raw: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// A value parser for an absolute http(s) URL.
-fn http_url(raw: &str) -> Result<Url, String> {
+pub(crate) fn http_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
@@ -635,20 +634,17 @@ mod tests {
     }
 
     #[test]
+    // weather-example:begin
     fn the_allow_list_defaults_to_the_api_hosts() {
         let cli = Cli::try_parse_from([env!("CARGO_PKG_NAME"), "serve"]).unwrap();
         let Command::Serve(config) = cli.command else {
             unreachable!()
         };
-        let hosts: Vec<_> = config
-            .upstream
-            .allowed_hosts()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let hosts: Vec<_> = config.upstream_hosts().iter().map(ToString::to_string).collect();
         assert_eq!(hosts, ["geocoding-api.open-meteo.com", "api.open-meteo.com"]);
         assert!(config.upstream.upstream_allow_private.is_empty());
     }
+    // weather-example:end
 
     #[test]
     fn cli_definition_is_consistent() {

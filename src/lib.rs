@@ -21,7 +21,9 @@ pub mod stdio;
 pub mod telemetry;
 mod tools;
 pub mod upstream;
+// weather-example:begin
 pub mod weather;
+// weather-example:end
 
 use std::sync::Arc;
 
@@ -40,7 +42,7 @@ pub enum StartError {
 pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream).map_err(StartError::Runtime)?;
+    let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts()).map_err(StartError::Runtime)?;
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     let stdio_principal = match (&config.auth.auth_token, &verifier) {
         (Some(token), Some(verifier)) => verifier
@@ -55,9 +57,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         #[cfg(feature = "bench")]
         off: config.policy.bench_guard_off,
     };
-    let weather = weather::OpenMeteo::new(upstream, &config.upstream);
-    let server = server::McpServer::new(weather, shutdown.clone(), &overrides, stdio_principal)
-        .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
+    let server = server::McpServer::new(
+        upstream.clone(),
+        // weather-example:begin
+        weather::OpenMeteo::new(upstream, &config.weather),
+        // weather-example:end
+        shutdown.clone(),
+        &overrides,
+        stdio_principal,
+    )
+    .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
     server
         .guard()
         .limits()
@@ -119,13 +128,12 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
                 (Some(url), _) => {
                     // The tools' hardened client, allowed to reach the key set's host only.
                     let mut idp = config.upstream.clone();
-                    idp.upstream_allow_hosts = url.host().map(|h| h.to_owned()).into_iter().collect();
                     // One short attempt per fetch: the refetch cooldown is the retry, and callers
                     // wait on the fetch.
                     idp.upstream_attempts = 1;
                     idp.upstream_timeout = idp.upstream_timeout.min(auth::JWKS_FETCH_TIMEOUT);
                     idp.upstream_deadline = idp.upstream_deadline.min(auth::JWKS_FETCH_TIMEOUT);
-                    let http = upstream::Upstream::new(&idp)?;
+                    let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect())?;
                     JwtVerifier::with_jwks(settings, url.clone(), http, auth.jwks_refetch_cooldown)
                 }
                 (None, Some(path)) => {

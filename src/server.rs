@@ -25,8 +25,11 @@ use crate::{
     guard::{self, Decision, Guard, Overrides},
     shutdown::Shutdown,
     telemetry::clip,
-    weather::OpenMeteo,
+    upstream::Upstream,
 };
+// weather-example:begin
+use crate::weather::OpenMeteo;
+// weather-example:end
 
 /// The protocol revisions served: the stateless 2026-07-28 and the two handshake revisions.
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
@@ -39,10 +42,16 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
 /// (in the implementation-defined server error range).
 pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
 
-const INSTRUCTIONS: &str = "Weather tools. get_forecast(city, days) returns a daily forecast \
-(°C, mm, conditions) for up to 16 days; convert_temperature converts between celsius, \
-fahrenheit and kelvin. The weather://codes resource explains the weather codes in forecasts. \
-The plan_outdoor_activity prompt plans an activity around the forecast.";
+/// What the model reads about the server before it calls anything: what each tool, resource
+/// and prompt is for. Add a line for each one you add.
+const INSTRUCTIONS: &str = concat!(
+    // weather-example:begin
+    "Weather tools. get_forecast(city, days) returns a daily forecast (°C, mm, conditions) for \
+     up to 16 days. The weather://codes resource explains the weather codes in forecasts. The \
+     plan_outdoor_activity prompt plans an activity around the forecast. ",
+    // weather-example:end
+    "convert_temperature converts a temperature between celsius, fahrenheit and kelvin.",
+);
 
 /// One instance per session (or per request on stateless HTTP); cloning is cheap.
 #[derive(Clone)]
@@ -50,7 +59,11 @@ pub struct McpServer {
     tools: Arc<ToolRouter<Self>>,
     prompts: Arc<PromptRouter<Self>>,
     guard: Arc<Guard>,
+    /// The client tools call upstream APIs through (pooled, retrying, SSRF-guarded).
+    pub(crate) upstream: Upstream,
+    // weather-example:begin
     pub(crate) weather: OpenMeteo,
+    // weather-example:end
     shutdown: Shutdown,
     /// Who calls over stdio: from the environment at startup (HTTP callers bring their own).
     stdio_principal: Principal,
@@ -60,7 +73,10 @@ pub struct McpServer {
 impl McpServer {
     /// Builds the server; fails (as a config error) on an override for a tool that does not exist.
     pub fn new(
+        upstream: Upstream,
+        // weather-example:begin
         weather: OpenMeteo,
+        // weather-example:end
         shutdown: Shutdown,
         overrides: &Overrides,
         stdio_principal: Principal,
@@ -70,7 +86,10 @@ impl McpServer {
             tools: Arc::new(tools),
             prompts: Arc::new(crate::prompts::router()),
             guard: Arc::new(Guard::new(policies, overrides)?),
+            upstream,
+            // weather-example:begin
             weather,
+            // weather-example:end
             shutdown,
             stdio_principal,
             started: Instant::now(),

@@ -54,8 +54,10 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--rate-limits", "MCP_RATE_LIMITS"),
         ("--tool-timeouts", "MCP_TOOL_TIMEOUTS"),
         ("--rate-limit-eviction", "MCP_RATE_LIMIT_EVICTION"),
+        // weather-example:begin
         ("--geocoding-url", "MCP_GEOCODING_URL"),
         ("--forecast-url", "MCP_FORECAST_URL"),
+        // weather-example:end
         ("--upstream-timeout", "MCP_UPSTREAM_TIMEOUT"),
         ("--upstream-deadline", "MCP_UPSTREAM_DEADLINE"),
         ("--upstream-attempts", "MCP_UPSTREAM_ATTEMPTS"),
@@ -208,11 +210,13 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &[("MCP_UPSTREAM_ALLOW_PRIVATE", "10.0.0.0/33")],
             &["--upstream-allow-private", "MCP_UPSTREAM_ALLOW_PRIVATE", "10.0.0.0/33"],
         ),
+        // weather-example:begin
         (
             &["serve"],
             &[("MCP_FORECAST_URL", "ftp://example.com")],
             &["--forecast-url", "MCP_FORECAST_URL", "http"],
         ),
+        // weather-example:end
         (
             &["serve"],
             &[("MCP_LOG_FORMAT", "xml")],
@@ -231,7 +235,7 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
         ),
         (
             &["serve"],
-            &[("MCP_RATE_LIMITS", "get_forecast=fast")],
+            &[("MCP_RATE_LIMITS", "convert_temperature=fast")],
             &["--rate-limits", "MCP_RATE_LIMITS", "fast"],
         ),
         (
@@ -241,7 +245,7 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
         ),
         (
             &["serve"],
-            &[("MCP_TOOL_TIMEOUTS", "get_forecast=0")],
+            &[("MCP_TOOL_TIMEOUTS", "convert_temperature=0")],
             &["--tool-timeouts", "MCP_TOOL_TIMEOUTS"],
         ),
         (

@@ -76,21 +76,27 @@ async fn lists_the_tools_and_converts(target: &[&str], expected: &[String], cont
 #[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
 async fn stdio_lists_and_calls_tools() {
     let upstream = FakeUpstream::start().await;
+    // The fake upstream is on loopback, which the upstream client refuses unless allowed.
+    let mut server = vec!["-e", "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8"];
+    // weather-example:begin
     let geocoding = format!("MCP_GEOCODING_URL={}", upstream.url());
     let forecast = format!("MCP_FORECAST_URL={}", upstream.url());
-    // The fake upstream is on loopback, which the upstream client refuses unless allowed.
-    let private = "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8";
-    let server = ["-e", &geocoding, "-e", &forecast, "-e", private, BIN, "serve"];
+    server.extend(["-e", &geocoding, "-e", &forecast]);
+    // weather-example:end
+    server.extend([BIN, "serve"]);
 
     let expected = rmcp_list_on_stdio(&upstream, &[]).await;
     lists_the_tools_and_converts(&server, &expected, "stdio").await;
+    // weather-example:begin
 
+    // Arguments of simple types, one --tool-arg each.
     let call = ["--method", "tools/call", "--tool-name", "get_forecast"];
     let args = ["--tool-arg", "city=Berlin", "--tool-arg", "days=2"];
     let result = inspector(&[&server[..], &call, &args].concat()).await.unwrap();
     assert_eq!(result["isError"], false, "{result}");
     assert_eq!(result["structuredContent"]["city"], "Berlin");
     assert_eq!(result["structuredContent"]["days"].as_array().map(Vec::len), Some(2));
+    // weather-example:end
 }
 
 #[tokio::test]

@@ -5,22 +5,25 @@ mod support;
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
+use rmcp::model::CallToolRequestParams;
+// weather-example:begin
+use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
+use support::args;
+// weather-example:end
 use serde_json::{Value, json};
-use support::{FakeUpstream, Generation, HttpServer, StdioServer, args};
+use support::{
+    FakeUpstream, Generation, HttpServer, StdioServer,
+    upstream::{FETCH, fetch},
+};
 
 /// Drives one call of each kind, including failures.
-async fn busy_session(client: &support::Client) {
+async fn busy_session(client: &support::Client, upstream: &FakeUpstream) {
     client.list_all_tools().await.unwrap();
-    client
-        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin" }))))
-        .await
-        .unwrap();
-    client
-        .call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Atlantis" }))))
-        .await
-        .unwrap();
+    fetch(client, &upstream.data_url()).await;
+    // The fake answers 404 off its known paths: the tool's call fails.
+    fetch(client, &format!("{}/missing", upstream.url())).await;
     client.call_tool(CallToolRequestParams::new("nope")).await.unwrap_err();
+    // weather-example:begin
     client
         .read_resource(ReadResourceRequestParams::new("weather://codes/3"))
         .await
@@ -32,6 +35,7 @@ async fn busy_session(client: &support::Client) {
         )
         .await
         .unwrap();
+    // weather-example:end
 }
 
 /// The per-request log lines: one per request, with the fields an operator filters on.
@@ -42,7 +46,7 @@ fn assert_request_lines(lines: &[Value], transport: &str) {
             .find(|l| l["method"] == method && l["name"] == name && l["outcome"] == outcome)
             .unwrap_or_else(|| panic!("no {method} {name} {outcome} line in {lines:#?}"))
     };
-    let ok = find("tools/call", "get_forecast", "ok");
+    let ok = find("tools/call", FETCH, "ok");
     assert_eq!(ok["transport"], transport);
     assert!(ok["duration_ms"].as_f64().unwrap() >= 0.0);
     assert!(ok["request_id"].as_str().is_some_and(|id| !id.is_empty()));
@@ -50,7 +54,7 @@ fn assert_request_lines(lines: &[Value], transport: &str) {
     assert_eq!(ok["decision"], "allowed");
     assert_eq!(ok["subject"], "anonymous");
     // A result with isError: the guard allowed it, the tool failed.
-    let failed = find("tools/call", "get_forecast", "error");
+    let failed = find("tools/call", FETCH, "error");
     assert_eq!(
         (failed["decision"].as_str(), failed["level"].as_str()),
         (Some("allowed"), Some("INFO"))
@@ -60,8 +64,10 @@ fn assert_request_lines(lines: &[Value], transport: &str) {
     assert_eq!(unknown["level"], "WARN");
     assert!(unknown.get("decision").is_none());
     assert_eq!(unknown["error_code"], -32602);
+    // weather-example:begin
     find("resources/read", "weather://codes/3", "ok");
     find("prompts/get", "plan_outdoor_activity", "ok");
+    // weather-example:end
     assert!(
         lines
             .iter()
@@ -75,7 +81,7 @@ async fn stdio_stdout_is_only_json_rpc_and_stderr_only_json_at_debug() {
     for generation in [Generation::Stateless, Generation::Handshake20251125] {
         let mut server = StdioServer::start(&upstream, &[("MCP_LOG_LEVEL", "debug")]).await;
         let client = server.connect(generation).await;
-        busy_session(&client).await;
+        busy_session(&client, &upstream).await;
         client.cancel().await.unwrap();
         assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
 
@@ -101,7 +107,7 @@ async fn http_logs_every_request_as_json() {
     let server = HttpServer::start(&upstream, &[("MCP_LOG_LEVEL", "debug")]).await;
     for generation in [Generation::Stateless, Generation::Handshake20250618] {
         let client = server.connect(generation).await;
-        busy_session(&client).await;
+        busy_session(&client, &upstream).await;
         client.cancel().await.unwrap();
     }
     server.server.logs.json();
@@ -113,7 +119,7 @@ async fn pretty_logs_stay_off_stdout() {
     let upstream = FakeUpstream::start().await;
     let mut server = StdioServer::start(&upstream, &[("MCP_LOG_FORMAT", "pretty"), ("MCP_LOG_LEVEL", "debug")]).await;
     let client = server.connect(Generation::Stateless).await;
-    busy_session(&client).await;
+    busy_session(&client, &upstream).await;
     client.cancel().await.unwrap();
     assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
     for line in server.stdout_lines() {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use support::{
     Client, FakeUpstream, Generation, HttpServer, StdioServer, text,
     tools::{call, every_tool, refusal, schema},
+    upstream::FETCH,
 };
 
 const ALICE: &str = "alice-token-0123456789";
@@ -83,7 +84,7 @@ async fn buckets_are_per_principal_and_per_tool_and_quotas_can_be_overridden() {
     let limited = [
         ("MCP_AUTH", "static"),
         ("MCP_AUTH_TOKENS", TOKENS),
-        ("MCP_RATE_LIMITS", "convert_temperature=1/m:1,get_forecast=1/m:1"),
+        ("MCP_RATE_LIMITS", "convert_temperature=1/m:1,fetch_fixture=1/m:1"),
     ];
     let server = HttpServer::start(&upstream, &limited).await;
     let alice = server.connect_as(Generation::Stateless, ALICE).await;
@@ -94,12 +95,12 @@ async fn buckets_are_per_principal_and_per_tool_and_quotas_can_be_overridden() {
     assert_eq!(second.is_error, Some(true), "alice's bucket of 1 is empty");
     assert!(retry_after_ms(&second) > 50_000, "a 1/m quota hints most of a minute");
     assert_eq!(convert(&bob).await.is_error, Some(false), "bob has his own bucket");
-    let forecast = call(&alice, "get_forecast", json!({ "city": "Berlin" })).await;
+    let fetched = call(&alice, FETCH, json!({ "url": upstream.data_url() })).await;
     assert_eq!(
-        forecast.is_error,
+        fetched.is_error,
         Some(false),
-        "get_forecast has its own bucket: {}",
-        text(&forecast)
+        "another tool has its own bucket: {}",
+        text(&fetched)
     );
 
     // The declared quota (bursts of 20) is larger than the override: without it, no limit shows.
@@ -175,11 +176,17 @@ async fn idle_rate_limit_buckets_are_evicted_so_memory_stays_bounded() {
 #[tokio::test]
 async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
     let upstream = FakeUpstream::start().await;
-    let quotas = "get_forecast=100/s:100,convert_temperature=100/s:100";
+    let quotas = concat!(
+        // weather-example:begin
+        "get_forecast=100/s:100,",
+        // weather-example:end
+        "convert_temperature=100/s:100"
+    );
     let server = HttpServer::start(&upstream, &[("MCP_RATE_LIMITS", quotas)]).await;
     let client = server.connect(Generation::Stateless).await;
     let only = |tool: &str, violation: &str| format!("invalid arguments for '{tool}': {violation}");
 
+    // weather-example:begin
     // `days` is a u8 ruled to 1..=16: out of either range it is named by field and rule, as are
     // wrong types, unknown fields and missing ones.
     let cases = [
@@ -215,6 +222,7 @@ async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
         let message = refusal(&client, "get_forecast", arguments).await;
         assert_eq!(message, only("get_forecast", violation));
     }
+    // weather-example:end
 
     // Nested fields are named by their path.
     let nested = [
@@ -258,6 +266,7 @@ async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
              `to` is required (required)"
         )
     );
+    // weather-example:begin
     let message = refusal(
         &client,
         "get_forecast",
@@ -274,6 +283,7 @@ async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
             "`hours` is not an allowed field (additionalProperties)"
         ]
     );
+    // weather-example:end
 }
 
 /// Every `format` in a schema, leaving out data (`default`, `enum`, ...), which may hold anything.
@@ -330,11 +340,11 @@ async fn every_tool_schema_uses_only_standard_formats() {
 #[tokio::test]
 async fn a_tool_that_outlives_its_timeout_is_cancelled_and_the_server_keeps_serving() {
     let upstream = FakeUpstream::start().await;
-    upstream.set_forecast_delay(Duration::from_secs(30));
-    let server = HttpServer::start(&upstream, &[("MCP_TOOL_TIMEOUTS", "get_forecast=1")]).await;
+    upstream.set_delay(Duration::from_secs(30));
+    let server = HttpServer::start(&upstream, &[("MCP_TOOL_TIMEOUTS", "fetch_fixture=1")]).await;
     let client = server.connect(Generation::Stateless).await;
     let started = Instant::now();
-    let result = call(&client, "get_forecast", json!({ "city": "Berlin" })).await;
+    let result = call(&client, FETCH, json!({ "url": upstream.data_url() })).await;
     assert_eq!(result.is_error, Some(true));
     assert!(
         text(&result).contains("did not finish within its 1 s timeout"),
@@ -352,7 +362,7 @@ async fn a_tool_that_outlives_its_timeout_is_cancelled_and_the_server_keeps_serv
         .expect("a timed_out line");
     assert_eq!(
         (line["decision"].as_str(), line["name"].as_str()),
-        (Some("allowed"), Some("get_forecast"))
+        (Some("allowed"), Some(FETCH))
     );
 }
 

@@ -60,8 +60,31 @@ async fn exercise(client: &Client, generation: Generation) {
         error.message
     );
 
-    // Resources: the fixed one, the template, a read of each, and a miss.
+    // Resources: every listed one reads, templates list, and an unknown URI is a clear miss.
     let resources = client.list_all_resources().await.expect("resources/list");
+    for resource in &resources {
+        read_text(client, &resource.uri).await;
+    }
+    client
+        .list_all_resource_templates()
+        .await
+        .expect("resources/templates/list");
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new("nothing://here"))
+        .await
+        .expect_err("an unknown resource must fail");
+    let ServiceError::McpError(missing) = missing else {
+        panic!("{context}: expected a JSON-RPC error")
+    };
+    assert!(
+        missing.message.contains("unknown resource"),
+        "{context}: {}",
+        missing.message
+    );
+    client.list_all_prompts().await.expect("prompts/list");
+    // weather-example:begin
+
+    // The weather example's resource: the fixed one, the template, a read of each, and a miss.
     assert_eq!(
         resources.iter().map(|r| r.uri.as_str()).collect::<Vec<_>>(),
         ["weather://codes"],
@@ -115,6 +138,7 @@ async fn exercise(client: &Client, generation: Generation) {
         body.contains("a bike ride in Lisbon") && body.contains("get_forecast"),
         "{context}: {body}"
     );
+    // weather-example:end
 }
 
 /// Whether every `type` in a JSON Schema names one type: some clients reject a list such as
@@ -274,7 +298,7 @@ const PING_GONE: &str = "ping is not part of protocol revision 2026-07-28";
 const NO_COMPLETIONS: &str = "completion/complete is not offered by this server";
 
 fn complete_params() -> Value {
-    json!({ "ref": { "type": "ref/prompt", "name": "plan_outdoor_activity" }, "argument": { "name": "city", "value": "Par" } })
+    json!({ "ref": { "type": "ref/prompt", "name": "any_prompt" }, "argument": { "name": "city", "value": "Par" } })
 }
 
 #[tokio::test]

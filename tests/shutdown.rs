@@ -6,17 +6,23 @@ use std::time::{Duration, Instant};
 
 use rmcp::{ServiceError, model::CallToolRequestParams};
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args};
+use support::{
+    Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text,
+    upstream::{DATA_BODY, FETCH},
+};
 
 const SLOW: Duration = Duration::from_millis(1500);
 
-fn slow_forecast(client: &Client) -> impl Future<Output = Result<rmcp::model::CallToolResult, ServiceError>> + 'static {
+/// A call of the test-only `fetch_fixture` tool, slow as the fake upstream's delay makes it.
+fn slow_call(
+    client: &Client,
+    upstream: &FakeUpstream,
+) -> impl Future<Output = Result<rmcp::model::CallToolResult, ServiceError>> + 'static {
     let peer = client.peer().clone();
+    let arguments = args(json!({ "url": upstream.data_url() }));
     async move {
-        peer.call_tool(
-            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 4 }))),
-        )
-        .await
+        peer.call_tool(CallToolRequestParams::new(FETCH).with_arguments(arguments))
+            .await
     }
 }
 
@@ -31,11 +37,11 @@ fn shutting_down(error: ServiceError) -> rmcp::model::ErrorData {
 async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
     for generation in [Generation::Stateless, Generation::Handshake20251125] {
         let upstream = FakeUpstream::start().await;
-        upstream.set_forecast_delay(SLOW);
+        upstream.set_delay(SLOW);
         let mut server = HttpServer::start(&upstream, &[("MCP_DRAIN_TIMEOUT", "20")]).await;
         let client = server.connect(generation).await;
-        let call = tokio::spawn(slow_forecast(&client));
-        upstream.wait_for_forecast_hits(1).await;
+        let call = tokio::spawn(slow_call(&client, &upstream));
+        upstream.wait_for_data_hits(1).await;
 
         server.server.terminate();
         let started = server.server.logs.wait_for("drain_started").await;
@@ -65,7 +71,7 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
             .unwrap()
             .unwrap_or_else(|e| panic!("{e:?}\n{}", server.server.logs.lines().join("\n")));
         assert_eq!(result.is_error, Some(false), "{generation:?}: {result:?}");
-        assert_eq!(result.structured_content.unwrap()["days"].as_array().unwrap().len(), 4);
+        assert_eq!(text(&result), DATA_BODY);
 
         assert_eq!(
             server.server.exit_code(Duration::from_secs(15)).await,
@@ -84,11 +90,11 @@ async fn http_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 #[tokio::test]
 async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
     let upstream = FakeUpstream::start().await;
-    upstream.set_forecast_delay(SLOW);
+    upstream.set_delay(SLOW);
     let mut server = StdioServer::start(&upstream, &[("MCP_DRAIN_TIMEOUT", "20")]).await;
     let client = server.connect(Generation::Handshake20251125).await;
-    let call = tokio::spawn(slow_forecast(&client));
-    upstream.wait_for_forecast_hits(1).await;
+    let call = tokio::spawn(slow_call(&client, &upstream));
+    upstream.wait_for_data_hits(1).await;
 
     server.server.terminate();
     assert_eq!(server.server.logs.wait_for("drain_started").await["in_flight"], 1);
@@ -100,7 +106,7 @@ async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 
     let result = call.await.unwrap().expect("the in-flight call completes");
     assert_eq!(result.is_error, Some(false));
-    assert_eq!(result.structured_content.unwrap()["days"].as_array().unwrap().len(), 4);
+    assert_eq!(text(&result), DATA_BODY);
     assert_eq!(server.server.exit_code(Duration::from_secs(15)).await, 0);
     server.server.logs.json();
 }
@@ -109,7 +115,7 @@ async fn stdio_sigterm_lets_in_flight_calls_finish_and_refuses_new_ones() {
 async fn sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
     for transport in ["http", "stdio"] {
         let upstream = FakeUpstream::start().await;
-        upstream.set_forecast_delay(Duration::from_secs(120));
+        upstream.set_delay(Duration::from_secs(120));
         let drain = [("MCP_DRAIN_TIMEOUT", "1")];
         let (mut server, client) = if transport == "http" {
             let http = HttpServer::start(&upstream, &drain).await;
@@ -120,8 +126,8 @@ async fn sigterm_cancels_a_call_that_outlives_the_drain_timeout() {
             let client = stdio.connect(Generation::Stateless).await;
             (stdio.server, client)
         };
-        let call = tokio::spawn(slow_forecast(&client));
-        upstream.wait_for_forecast_hits(1).await;
+        let call = tokio::spawn(slow_call(&client, &upstream));
+        upstream.wait_for_data_hits(1).await;
 
         let signalled = Instant::now();
         server.terminate();

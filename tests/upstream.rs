@@ -1,5 +1,5 @@
-//! The upstream client, seen through the forecast tool over the MCP protocol, against fake
-//! upstreams on loopback that count requests: retries and when they stop, Retry-After, time
+//! The upstream client, seen through the test-only `fetch_fixture` tool over the MCP protocol
+//! (so these tests hold whatever tools a project has), against fake upstreams on loopback that count requests: retries and when they stop, Retry-After, time
 //! limits, cancellation (client cancel, disconnect, drain), and the SSRF guard. Every claim
 //! is checked on the hit count too.
 
@@ -9,21 +9,19 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text, upstream::Reply};
+use support::{
+    Client, FakeUpstream, Generation, HttpServer, StdioServer, args, text,
+    upstream::{DATA_BODY, FETCH, Reply},
+};
 
-const FORECAST: &str = "/v1/forecast";
-const SEARCH: &str = "/v1/search";
+const DATA: &str = "/data";
 
 /// Short waits between attempts keep the suite fast; each test sets what it is about.
 const FAST: (&str, &str) = ("MCP_UPSTREAM_BACKOFF", "20");
 
-async fn forecast(client: &Client) -> CallToolResult {
-    client
-        .call_tool(
-            CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin", "days": 2 }))),
-        )
-        .await
-        .expect("an upstream failure is a tool result, not a protocol error")
+/// Fetches the fake's `/data` with a query string, which must never be logged.
+async fn fetch(client: &Client, upstream: &FakeUpstream) -> CallToolResult {
+    support::upstream::fetch(client, &format!("{}?secret=s3cr3t", upstream.data_url())).await
 }
 
 /// The attempt log lines for one upstream path, in order.
@@ -34,12 +32,10 @@ fn attempts(logs: &support::Logs, path: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Asserts the call succeeded with the fake's forecast.
-fn assert_forecast(result: &CallToolResult) {
+/// Asserts the call succeeded with the fake's answer.
+fn assert_fetched(result: &CallToolResult) {
     assert_eq!(result.is_error, Some(false), "{result:?}");
-    let data = result.structured_content.as_ref().expect("structuredContent");
-    assert_eq!(data["city"], "Berlin");
-    assert_eq!(data["days"].as_array().map(Vec::len), Some(2));
+    assert_eq!(text(result), DATA_BODY);
 }
 
 #[tokio::test]
@@ -48,15 +44,14 @@ async fn transient_failures_are_retried_until_the_call_succeeds() {
     let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "3")]).await;
     let client = server.connect(Generation::Stateless).await;
 
-    upstream.script(FORECAST, [Reply::status(503), Reply::status(503)]);
-    let result = forecast(&client).await;
-    assert_forecast(&result);
-    assert_eq!(upstream.forecast_hits(), 3);
-    assert_eq!(upstream.search_hits(), 1);
+    upstream.script(DATA, [Reply::status(503), Reply::status(503)]);
+    let result = fetch(&client, &upstream).await;
+    assert_fetched(&result);
+    assert_eq!(upstream.data_hits(), 3);
 
     // One log line per attempt: host, method, status, attempt number, the wait before the
     // next; and never the query string.
-    let lines = attempts(&server.server.logs, FORECAST);
+    let lines = attempts(&server.server.logs, DATA);
     let summary: Vec<_> = lines
         .iter()
         .map(|l| (l["attempt"].clone(), l["status"].clone()))
@@ -73,17 +68,17 @@ async fn transient_failures_are_retried_until_the_call_succeeds() {
     assert!(lines[0]["retry_in_ms"].is_u64() && lines[1]["retry_in_ms"].is_u64());
     assert!(lines[2].get("retry_in_ms").is_none());
     let stderr = server.server.logs.lines().join("\n");
-    for secret_ish in ["latitude=", "forecast_days", "name=Berlin"] {
+    for secret_ish in ["secret=", "s3cr3t"] {
         assert!(!stderr.contains(secret_ish), "query string logged:\n{stderr}");
     }
 
     // 502, 504 and 429 are transient too.
-    upstream.script(FORECAST, [Reply::status(502), Reply::status(504), Reply::status(429)]);
+    upstream.script(DATA, [Reply::status(502), Reply::status(504), Reply::status(429)]);
     let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "4")]).await;
     let client = server.connect(Generation::Stateless).await;
-    let before = upstream.forecast_hits();
-    assert_forecast(&forecast(&client).await);
-    assert_eq!(upstream.forecast_hits(), before + 4);
+    let before = upstream.data_hits();
+    assert_fetched(&fetch(&client, &upstream).await);
+    assert_eq!(upstream.data_hits(), before + 4);
 }
 
 #[tokio::test]
@@ -92,34 +87,34 @@ async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
     let mut server = StdioServer::start(&upstream, &[FAST]).await;
     let client = server.connect(Generation::Handshake20251125).await;
 
-    upstream.script(FORECAST, [Reply::status(429).retry_after("1")]);
+    upstream.script(DATA, [Reply::status(429).retry_after("1")]);
     let started = Instant::now();
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     let took = started.elapsed();
-    assert_forecast(&result);
-    assert_eq!(upstream.forecast_hits(), 2);
+    assert_fetched(&result);
+    assert_eq!(upstream.data_hits(), 2);
     assert!(took >= Duration::from_secs(1), "did not wait: {took:?}");
     assert!(took < Duration::from_secs(8), "{took:?}");
-    assert_eq!(attempts(&server.server.logs, FORECAST)[0]["retry_in_ms"], 1000);
+    assert_eq!(attempts(&server.server.logs, DATA)[0]["retry_in_ms"], 1000);
 
     // An HTTP-date two seconds ahead (whole seconds, so the wait is between 1 and 2 s).
     let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
-    upstream.script(FORECAST, [Reply::status(503).retry_after(at)]);
+    upstream.script(DATA, [Reply::status(503).retry_after(at)]);
     let started = Instant::now();
-    assert_forecast(&forecast(&client).await);
+    assert_fetched(&fetch(&client, &upstream).await);
     let took = started.elapsed();
-    assert_eq!(upstream.forecast_hits(), 4);
+    assert_eq!(upstream.data_hits(), 4);
     assert!(took >= Duration::from_millis(900), "did not wait: {took:?}");
     assert!(took < Duration::from_secs(8), "{took:?}");
 
     // A wait longer than the call's time limit is not taken: the model is told when to retry.
-    upstream.script(FORECAST, [Reply::status(503).retry_after("120")]);
+    upstream.script(DATA, [Reply::status(503).retry_after("120")]);
     let started = Instant::now();
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(result.is_error, Some(true));
     assert!(text(&result).contains("asked to wait 120 s"), "{}", text(&result));
-    assert_eq!(upstream.forecast_hits(), 5);
+    assert_eq!(upstream.data_hits(), 5);
     client.cancel().await.unwrap();
 }
 
@@ -130,35 +125,35 @@ async fn a_client_error_is_not_retried() {
     let client = server.connect(Generation::Handshake20250618).await;
 
     for (status, words) in [(400, "400 Bad Request"), (404, "404 Not Found")] {
-        let before = upstream.forecast_hits();
-        upstream.script(FORECAST, [Reply::status(status)]);
-        let result = forecast(&client).await;
+        let before = upstream.data_hits();
+        upstream.script(DATA, [Reply::status(status)]);
+        let result = fetch(&client, &upstream).await;
         assert_eq!(result.is_error, Some(true));
         let message = text(&result);
         assert!(message.contains(words), "{message}");
         assert!(message.contains("1 attempt in"), "{message}");
         assert!(message.contains("not retried"), "{message}");
-        assert_eq!(upstream.forecast_hits(), before + 1, "{status} was retried");
+        assert_eq!(upstream.data_hits(), before + 1, "{status} was retried");
     }
     // And the server keeps serving.
-    assert_forecast(&forecast(&client).await);
+    assert_fetched(&fetch(&client, &upstream).await);
 }
 
 #[tokio::test]
 async fn a_failing_upstream_gives_up_at_the_attempt_limit_or_the_time_limit() {
     let upstream = FakeUpstream::start().await;
-    upstream.always(FORECAST, Reply::status(503));
+    upstream.always(DATA, Reply::status(503));
 
     // The attempt limit.
     let server = HttpServer::start(&upstream, &[FAST, ("MCP_UPSTREAM_ATTEMPTS", "3")]).await;
     let client = server.connect(Generation::Stateless).await;
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     assert_eq!(result.is_error, Some(true));
     let message = text(&result);
     assert!(message.contains("503 Service Unavailable"), "{message}");
     assert!(message.contains("3 attempts in"), "{message}");
     assert!(message.contains("limit of 3 attempts"), "{message}");
-    assert_eq!(upstream.forecast_hits(), 3);
+    assert_eq!(upstream.data_hits(), 3);
 
     // The time limit: many attempts allowed, but the call ends within its 2 s.
     let server = HttpServer::start(
@@ -171,9 +166,9 @@ async fn a_failing_upstream_gives_up_at_the_attempt_limit_or_the_time_limit() {
     )
     .await;
     let client = server.connect(Generation::Stateless).await;
-    let before = upstream.forecast_hits();
+    let before = upstream.data_hits();
     let started = Instant::now();
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(result.is_error, Some(true));
@@ -187,13 +182,13 @@ async fn a_failing_upstream_gives_up_at_the_attempt_limit_or_the_time_limit() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no attempt count in: {message}"));
     assert!((2..10).contains(&made), "{message}");
-    assert_eq!(upstream.forecast_hits(), before + made);
+    assert_eq!(upstream.data_hits(), before + made);
 }
 
 #[tokio::test]
 async fn a_hung_upstream_is_cut_off_by_the_attempt_timeout() {
     let upstream = FakeUpstream::start().await;
-    upstream.always(FORECAST, Reply::hang());
+    upstream.always(DATA, Reply::hang());
     let mut server = StdioServer::start(
         &upstream,
         &[FAST, ("MCP_UPSTREAM_TIMEOUT", "1"), ("MCP_UPSTREAM_ATTEMPTS", "2")],
@@ -201,35 +196,36 @@ async fn a_hung_upstream_is_cut_off_by_the_attempt_timeout() {
     .await;
     let client = server.connect(Generation::Stateless).await;
     let started = Instant::now();
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     let took = started.elapsed();
     assert_eq!(result.is_error, Some(true));
     let message = text(&result);
     assert!(message.contains("timed out"), "{message}");
     assert!(message.contains("2 attempts"), "{message}");
-    assert_eq!(upstream.forecast_hits(), 2);
+    assert_eq!(upstream.data_hits(), 2);
     assert!(took >= Duration::from_secs(2), "two 1 s attempts took {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
-    let lines = attempts(&server.server.logs, FORECAST);
+    let lines = attempts(&server.server.logs, DATA);
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l["error"] == "timeout"), "{lines:#?}");
     client.cancel().await.unwrap();
 }
 
-/// Starts a forecast call against an upstream that always fails, with room for many slow
+/// Starts a call against an upstream that always fails, with room for many slow
 /// retries, and returns it once the upstream has seen two attempts.
 async fn endless_retries(
     client: &Client,
     upstream: &FakeUpstream,
 ) -> tokio::task::JoinHandle<Result<CallToolResult, rmcp::ServiceError>> {
-    upstream.always(FORECAST, Reply::status(503));
-    let before = upstream.forecast_hits();
+    upstream.always(DATA, Reply::status(503));
+    let before = upstream.data_hits();
     let peer = client.peer().clone();
+    let arguments = args(json!({ "url": upstream.data_url() }));
     let call = tokio::spawn(async move {
-        peer.call_tool(CallToolRequestParams::new("get_forecast").with_arguments(args(json!({ "city": "Berlin" }))))
+        peer.call_tool(CallToolRequestParams::new(FETCH).with_arguments(arguments))
             .await
     });
-    upstream.wait_for_forecast_hits(before + 2).await;
+    upstream.wait_for_data_hits(before + 2).await;
     call
 }
 
@@ -241,9 +237,9 @@ const ENDLESS: [(&str, &str); 3] = [
 
 /// No attempt is made after the request's own log line, and none in the next second.
 async fn assert_retries_stopped(upstream: &FakeUpstream, logs: &support::Logs, outcome: &str) {
-    let hits = upstream.forecast_hits();
+    let hits = upstream.data_hits();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(upstream.forecast_hits(), hits, "retries went on");
+    assert_eq!(upstream.data_hits(), hits, "retries went on");
     let lines = logs.json();
     let ended = lines
         .iter()
@@ -290,7 +286,7 @@ async fn a_client_cancel_stops_retries() {
 #[tokio::test]
 async fn an_http_disconnect_stops_retries() {
     let upstream = FakeUpstream::start().await;
-    upstream.always(FORECAST, Reply::status(503));
+    upstream.always(DATA, Reply::status(503));
     let http = HttpServer::start(&upstream, &ENDLESS).await;
     // A stateless (2026-07-28) call by hand, so the connection can be dropped mid-call.
     let meta = json!({
@@ -300,7 +296,7 @@ async fn an_http_disconnect_stops_retries() {
     });
     let body = json!({
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": { "name": "get_forecast", "arguments": { "city": "Berlin" }, "_meta": meta }
+        "params": { "name": FETCH, "arguments": { "url": upstream.data_url() }, "_meta": meta }
     });
     let request = reqwest::Client::new()
         .post(http.url("/mcp"))
@@ -308,11 +304,11 @@ async fn an_http_disconnect_stops_retries() {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
-        .header("mcp-name", "get_forecast")
+        .header("mcp-name", FETCH)
         .body(body.to_string())
         .send();
     let call = tokio::spawn(async move { request.await?.text().await });
-    upstream.wait_for_forecast_hits(2).await;
+    upstream.wait_for_data_hits(2).await;
     call.abort(); // closes the connection
     http.server.logs.wait_for_match(|l| l["outcome"] == "cancelled").await;
     assert_retries_stopped(&upstream, &http.server.logs, "cancelled").await;
@@ -331,7 +327,7 @@ async fn a_sigterm_drain_stops_retries() {
     server.server.terminate();
     let error = call.await.unwrap().expect_err("the drain cancels the call");
     assert!(format!("{error:?}").contains("drain period"), "{error:?}");
-    let hits = upstream.forecast_hits();
+    let hits = upstream.data_hits();
     assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 0);
     assert!(
         signalled.elapsed() < Duration::from_secs(8),
@@ -339,24 +335,26 @@ async fn a_sigterm_drain_stops_retries() {
         signalled.elapsed()
     );
     assert_retries_stopped(&upstream, &server.server.logs, "cancelled_by_shutdown").await;
-    assert_eq!(upstream.forecast_hits(), hits);
+    assert_eq!(upstream.data_hits(), hits);
 }
 
 #[tokio::test]
 async fn calls_off_the_allow_list_or_to_private_addresses_are_refused_before_any_connection() {
     let upstream = FakeUpstream::start().await;
-    let by_name = format!("http://localhost:{}", upstream.port());
+    let data = upstream.data_url();
+    let by_name = format!("http://localhost:{}/data", upstream.port());
     // IPv6 spellings that reach an IPv4 address: IPv4-compatible (::/96), 6to4 (2002::/16,
     // judged by the IPv4 address inside) and Teredo (2001::/32).
-    let compatible = format!("http://[::127.0.0.1]:{}", upstream.port());
-    let six_to_four = format!("http://[2002:7f00:1::]:{}", upstream.port());
-    let teredo = format!("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]:{}", upstream.port());
-    // (settings, words the refusal must contain)
-    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let compatible = format!("http://[::127.0.0.1]:{}/data", upstream.port());
+    let six_to_four = format!("http://[2002:7f00:1::]:{}/data", upstream.port());
+    let teredo = format!("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]:{}/data", upstream.port());
+    // (URL, settings, words the refusal must contain)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
     let cases: [Case; 6] = [
         // A host that is not on the allow-list.
         (
-            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "api.open-meteo.com")],
+            &data,
+            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "api.example.com")],
             &[
                 "127.0.0.1",
                 "not on the upstream allow-list",
@@ -365,35 +363,39 @@ async fn calls_off_the_allow_list_or_to_private_addresses_are_refused_before_any
         ),
         // An allowed host at a loopback address, with private networks not allowed.
         (
+            &data,
             vec![("MCP_UPSTREAM_ALLOW_PRIVATE", "")],
             &["127.0.0.1 is a loopback address", "MCP_UPSTREAM_ALLOW_PRIVATE"],
         ),
         // A name that resolves to loopback: refused after DNS, by the client's resolver.
         (
+            &by_name,
             vec![
                 ("MCP_UPSTREAM_ALLOW_PRIVATE", ""),
-                ("MCP_GEOCODING_URL", &by_name),
-                ("MCP_FORECAST_URL", &by_name),
+                ("MCP_UPSTREAM_ALLOW_HOSTS", "localhost"),
             ],
             &["localhost resolves to non-public addresses only", "loopback"],
         ),
         (
-            vec![("MCP_GEOCODING_URL", &compatible), ("MCP_FORECAST_URL", &compatible)],
+            &compatible,
+            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "::7f00:1")],
             &["::7f00:1 is a deprecated IPv4-compatible address"],
         ),
         (
-            vec![("MCP_GEOCODING_URL", &six_to_four), ("MCP_FORECAST_URL", &six_to_four)],
+            &six_to_four,
+            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "2002:7f00:1::")],
             &["2002:7f00:1:: is a loopback address"],
         ),
         (
-            vec![("MCP_GEOCODING_URL", &teredo), ("MCP_FORECAST_URL", &teredo)],
+            &teredo,
+            vec![("MCP_UPSTREAM_ALLOW_HOSTS", "2001:0:4136:e378:8000:63bf:3fff:fdd2")],
             &["is a Teredo address"],
         ),
     ];
-    for (settings, words) in cases {
+    for (url, settings, words) in cases {
         let server = HttpServer::start(&upstream, &settings).await;
         let client = server.connect(Generation::Stateless).await;
-        let result = forecast(&client).await;
+        let result = support::upstream::fetch(&client, url).await;
         assert_eq!(result.is_error, Some(true), "{settings:?}");
         let message = text(&result);
         assert!(message.contains("refused by the server's outbound policy"), "{message}");
@@ -417,13 +419,10 @@ async fn redirects_are_checked_like_the_first_url() {
 
     // To a host off the allow-list (the same loopback address, by another name).
     upstream.script(
-        SEARCH,
-        [Reply::redirect(format!(
-            "http://localhost:{}/v1/search",
-            elsewhere.port()
-        ))],
+        DATA,
+        [Reply::redirect(format!("http://localhost:{}/data", elsewhere.port()))],
     );
-    let result = forecast(&client).await;
+    let result = fetch(&client, &upstream).await;
     assert_eq!(result.is_error, Some(true));
     let message = text(&result);
     assert!(message.contains("it redirected, and host localhost"), "{message}");
@@ -431,14 +430,11 @@ async fn redirects_are_checked_like_the_first_url() {
         message.contains("host localhost is not on the upstream allow-list"),
         "{message}"
     );
-    assert_eq!(upstream.search_hits(), 1, "the refused redirect is not retried");
+    assert_eq!(upstream.data_hits(), 1, "the refused redirect is not retried");
     assert_eq!(elsewhere.total_hits(), 0);
 
     // An allowed redirect (another port on the same allowed host) is followed.
-    upstream.script(
-        SEARCH,
-        [Reply::redirect(format!("{}/v1/search?name=Berlin", elsewhere.url()))],
-    );
-    assert_forecast(&forecast(&client).await);
-    assert_eq!(elsewhere.search_hits(), 1);
+    upstream.script(DATA, [Reply::redirect(elsewhere.data_url())]);
+    assert_fetched(&fetch(&client, &upstream).await);
+    assert_eq!(elsewhere.data_hits(), 1);
 }

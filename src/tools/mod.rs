@@ -2,7 +2,11 @@
 //! comment as the description the model reads, and its policy (scope, quota, timeout,
 //! argument rules) declared beside it. Add a file, then add its router and policy below.
 
+// weather-example:begin
 mod forecast;
+// weather-example:end
+#[cfg(feature = "fixtures")]
+mod fixture;
 mod formats;
 mod status;
 mod units;
@@ -21,14 +25,18 @@ use crate::{guard::ToolPolicy, server::McpServer};
 /// Every tool's router, merged, and every tool's policy. Each tool's schemas keep only standard
 /// formats, and its policy checks arguments against its input schema as advertised.
 pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
-    #[allow(unused_mut, reason = "only the conformance fixtures extend it")]
+    #[allow(unused_mut, reason = "only test fixtures extend it")]
     let mut tools = vec![
+        // weather-example:begin
         (McpServer::forecast_router(), forecast::policy()),
+        // weather-example:end
         (McpServer::units_router(), units::policy()),
         (McpServer::status_router(), status::policy()),
     ];
     #[cfg(feature = "conformance")]
     tools.extend(crate::conformance::tools());
+    #[cfg(feature = "fixtures")]
+    tools.push((McpServer::fixture_router(), fixture::policy()));
     let mut router = ToolRouter::new();
     let mut policies = Vec::new();
     for (mut tool, mut policy) in tools {

@@ -43,11 +43,10 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Result<Self, String> {
-        let guard = Arc::new(Guard::new(
-            config.allowed_hosts(),
-            config.upstream_allow_private.clone(),
-        ));
+    /// A client that reaches only `hosts` (and, of non-public networks, only those the
+    /// configuration allows).
+    pub fn new(config: &UpstreamConfig, hosts: Vec<url::Host>) -> Result<Self, String> {
+        let guard = Arc::new(Guard::new(hosts, config.upstream_allow_private.clone()));
         let http = reqwest::Client::builder()
             .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT.min(config.upstream_timeout))
@@ -259,16 +258,17 @@ mod tests {
     }
 
     fn client_for(url: &Url) -> Upstream {
-        Upstream::new(&UpstreamConfig {
-            geocoding_url: url.clone(),
-            forecast_url: url.clone(),
-            upstream_timeout: Duration::from_secs(5),
-            upstream_deadline: Duration::from_secs(10),
-            upstream_attempts: 3,
-            upstream_backoff: Duration::from_millis(1),
-            upstream_allow_hosts: Vec::new(),
-            upstream_allow_private: vec!["127.0.0.0/8".parse().unwrap()],
-        })
+        Upstream::new(
+            &UpstreamConfig {
+                upstream_timeout: Duration::from_secs(5),
+                upstream_deadline: Duration::from_secs(10),
+                upstream_attempts: 3,
+                upstream_backoff: Duration::from_millis(1),
+                upstream_allow_hosts: Vec::new(),
+                upstream_allow_private: vec!["127.0.0.0/8".parse().unwrap()],
+            },
+            url.host().into_iter().map(|host| host.to_owned()).collect(),
+        )
         .unwrap()
     }
 

@@ -346,12 +346,15 @@ impl StdioServer {
     }
 }
 
-/// Settings every test server gets: the fake upstream, which is on loopback, so loopback
-/// is allowed (upstream calls reach only public addresses by default).
+/// Settings every test server gets: the fake upstream, which is on loopback, so its host and
+/// loopback are allowed (upstream calls reach only listed hosts at public addresses by default).
 fn base_env(upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
     vec![
+        ("MCP_UPSTREAM_ALLOW_HOSTS", "127.0.0.1".into()),
+        // weather-example:begin
         ("MCP_GEOCODING_URL", upstream.url()),
         ("MCP_FORECAST_URL", upstream.url()),
+        // weather-example:end
         ("MCP_UPSTREAM_ALLOW_PRIVATE", "127.0.0.0/8".into()),
         ("MCP_LOG_FORMAT", "json".into()),
         ("MCP_LOG_LEVEL", "info".into()),

@@ -1,4 +1,5 @@
-//! A fake Open-Meteo on loopback: answers geocoding and forecast requests and counts every
+//! A fake upstream API on loopback: answers `/data` (what the `fetch_fixture` tool fetches)
+//! and, for the weather example, Open-Meteo's geocoding and forecast requests; counts every
 //! request by path. Tests can script what it answers instead (a status, a `Retry-After`, a
 //! redirect, a delay), so they can assert on what reached the upstream and when.
 
@@ -11,15 +12,36 @@ use std::{
     time::Duration,
 };
 
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+
 use axum::{
-    Json, Router,
+    Router,
     body::Body,
-    extract::{Query, Request, State},
+    extract::{Request, State},
     http::{Response, StatusCode},
     middleware::{self, Next},
     routing::get,
 };
+// weather-example:begin
+use axum::{Json, extract::Query};
 use serde_json::{Value, json};
+// weather-example:end
+
+/// The test-only tool that GETs a URL through the server's upstream client.
+pub const FETCH: &str = "fetch_fixture";
+
+/// Calls `fetch_fixture` on `url`. The tool exists only in builds with the `fixtures` feature,
+/// which `make test` turns on.
+pub async fn fetch(client: &super::Client, url: &str) -> CallToolResult {
+    let params = CallToolRequestParams::new(FETCH).with_arguments(super::args(serde_json::json!({ "url": url })));
+    match client.call_tool(params).await {
+        Ok(result) => result,
+        Err(e) if e.to_string().contains(FETCH) => {
+            panic!("the server has no `{FETCH}` tool: run the tests with `make test` (`--features fixtures`): {e}")
+        }
+        Err(e) => panic!("an upstream failure is a tool result, not a protocol error: {e}"),
+    }
+}
 
 /// An answer the fake gives instead of its normal one.
 #[derive(Debug, Clone)]
@@ -72,7 +94,7 @@ struct Script {
 struct Fake {
     hits: Mutex<HashMap<String, usize>>,
     script: Mutex<Script>,
-    forecast_delay_ms: AtomicU64,
+    delay_ms: AtomicU64,
 }
 
 pub struct FakeUpstream {
@@ -83,9 +105,13 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     pub async fn start() -> Self {
         let fake = Arc::new(Fake::default());
-        let app = Router::new()
+        let app = Router::new().route(DATA, get(data));
+        // weather-example:begin
+        let app = app
             .route("/v1/search", get(search))
-            .route("/v1/forecast", get(forecast))
+            .route("/v1/forecast", get(forecast));
+        // weather-example:end
+        let app = app
             .layer(middleware::from_fn_with_state(fake.clone(), count_and_script))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -102,11 +128,14 @@ impl FakeUpstream {
         self.addr.port()
     }
 
-    /// Makes every forecast request take this long before it answers.
-    pub fn set_forecast_delay(&self, delay: Duration) {
-        self.fake
-            .forecast_delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    /// The URL of `/data`, what `fetch_fixture` is given.
+    pub fn data_url(&self) -> String {
+        format!("{}{DATA}", self.url())
+    }
+
+    /// Makes every `/data` request take this long before it answers.
+    pub fn set_delay(&self, delay: Duration) {
+        self.fake.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Answers the next requests to `path` with `replies`, in order, then as before.
@@ -132,6 +161,22 @@ impl FakeUpstream {
         self.fake.hits.lock().unwrap().values().sum()
     }
 
+    pub fn data_hits(&self) -> usize {
+        self.hits(DATA)
+    }
+
+    /// Waits until `/data` has been hit `n` times.
+    pub async fn wait_for_data_hits(&self, n: usize) {
+        for _ in 0..500 {
+            if self.data_hits() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("/data saw {} hits, expected {n}", self.data_hits());
+    }
+    // weather-example:begin
+
     pub fn search_hits(&self) -> usize {
         self.hits("/v1/search")
     }
@@ -139,17 +184,7 @@ impl FakeUpstream {
     pub fn forecast_hits(&self) -> usize {
         self.hits("/v1/forecast")
     }
-
-    /// Waits until the forecast endpoint has been hit `n` times.
-    pub async fn wait_for_forecast_hits(&self, n: usize) {
-        for _ in 0..500 {
-            if self.forecast_hits() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("forecast endpoint saw {} hits, expected {n}", self.forecast_hits());
-    }
+    // weather-example:end
 }
 
 /// Counts the request, then answers from the script if it has something for this path.
@@ -172,6 +207,19 @@ async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next:
     response.body(Body::from(format!("scripted {}", reply.status))).unwrap()
 }
 
+/// The body `/data` answers with.
+pub const DATA_BODY: &str = r#"{"reading":42}"#;
+const DATA: &str = "/data";
+
+async fn data(State(fake): State<Arc<Fake>>) -> &'static str {
+    let delay = fake.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    DATA_BODY
+}
+// weather-example:begin
+
 /// Knows two places, one in no country; any other name has no match, like the real API (no
 /// `results` key).
 async fn search(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
@@ -190,11 +238,7 @@ async fn search(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
 }
 
 /// Answers `forecast_days` days of fixed, recognisable weather.
-async fn forecast(State(fake): State<Arc<Fake>>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    let delay = fake.forecast_delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
+async fn forecast(Query(q): Query<HashMap<String, String>>) -> Json<Value> {
     let days: usize = q.get("forecast_days").and_then(|d| d.parse().ok()).unwrap_or(7);
     Json(json!({
         "latitude": q.get("latitude").and_then(|v| v.parse::<f64>().ok()),
@@ -210,3 +254,4 @@ async fn forecast(State(fake): State<Arc<Fake>>, Query(q): Query<HashMap<String,
         }
     }))
 }
+// weather-example:end

@@ -1,13 +1,42 @@
-//! The weather domain: Open-Meteo's geocoding and forecast APIs (no key needed), and the WMO
-//! weather-code table they answer with. The MCP surface (tools, resources) sits on top of this.
+//! The weather example: a client for Open-Meteo's geocoding and forecast APIs (no key needed),
+//! the WMO weather-code table as resources, and a prompt. Its tool, `get_forecast`, lives with
+//! the other tools in `src/tools/forecast.rs`; its settings are in `config::WeatherConfig`.
+
+pub mod codes;
+mod prompt;
+
+pub use codes::weather_code;
 
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{
-    config::UpstreamConfig,
+    config::http_url,
     upstream::{Upstream, UpstreamError},
 };
+
+/// Where the example's APIs are (tests point both at a fake on loopback).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WeatherConfig {
+    /// Base URL of the Open-Meteo geocoding API.
+    #[arg(long, env = "MCP_GEOCODING_URL", default_value = "https://geocoding-api.open-meteo.com",
+          value_parser = http_url)]
+    pub geocoding_url: Url,
+
+    /// Base URL of the Open-Meteo forecast API.
+    #[arg(long, env = "MCP_FORECAST_URL", default_value = "https://api.open-meteo.com",
+          value_parser = http_url)]
+    pub forecast_url: Url,
+}
+
+impl WeatherConfig {
+    /// The hosts of both APIs: what upstream calls may reach unless a list is set.
+    pub fn hosts(&self) -> impl Iterator<Item = url::Host> + '_ {
+        [&self.geocoding_url, &self.forecast_url]
+            .into_iter()
+            .filter_map(|url| url.host().map(|host| host.to_owned()))
+    }
+}
 
 /// A place found by name.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,8 +82,7 @@ struct GeocodingBody {
     results: Vec<Place>,
 }
 
-/// Client for the two Open-Meteo endpoints, with base URLs from config (tests point them at
-/// a fake on loopback).
+/// Client for the two Open-Meteo endpoints, through the shared upstream client.
 #[derive(Clone)]
 pub struct OpenMeteo {
     upstream: Upstream,
@@ -63,7 +91,7 @@ pub struct OpenMeteo {
 }
 
 impl OpenMeteo {
-    pub fn new(upstream: Upstream, config: &UpstreamConfig) -> Self {
+    pub fn new(upstream: Upstream, config: &WeatherConfig) -> Self {
         Self {
             upstream,
             geocoding: config.geocoding_url.clone(),
@@ -136,133 +164,6 @@ fn endpoint(base: &Url, path: &str) -> Url {
     url
 }
 
-/// One row of the WMO weather interpretation codes (WW) that Open-Meteo uses.
-#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
-pub struct WeatherCode {
-    pub code: u8,
-    pub description: &'static str,
-}
-
-/// The WMO codes Open-Meteo reports, in code order.
-pub const WEATHER_CODES: &[WeatherCode] = &[
-    WeatherCode {
-        code: 0,
-        description: "Clear sky",
-    },
-    WeatherCode {
-        code: 1,
-        description: "Mainly clear",
-    },
-    WeatherCode {
-        code: 2,
-        description: "Partly cloudy",
-    },
-    WeatherCode {
-        code: 3,
-        description: "Overcast",
-    },
-    WeatherCode {
-        code: 45,
-        description: "Fog",
-    },
-    WeatherCode {
-        code: 48,
-        description: "Depositing rime fog",
-    },
-    WeatherCode {
-        code: 51,
-        description: "Light drizzle",
-    },
-    WeatherCode {
-        code: 53,
-        description: "Moderate drizzle",
-    },
-    WeatherCode {
-        code: 55,
-        description: "Dense drizzle",
-    },
-    WeatherCode {
-        code: 56,
-        description: "Light freezing drizzle",
-    },
-    WeatherCode {
-        code: 57,
-        description: "Dense freezing drizzle",
-    },
-    WeatherCode {
-        code: 61,
-        description: "Slight rain",
-    },
-    WeatherCode {
-        code: 63,
-        description: "Moderate rain",
-    },
-    WeatherCode {
-        code: 65,
-        description: "Heavy rain",
-    },
-    WeatherCode {
-        code: 66,
-        description: "Light freezing rain",
-    },
-    WeatherCode {
-        code: 67,
-        description: "Heavy freezing rain",
-    },
-    WeatherCode {
-        code: 71,
-        description: "Slight snowfall",
-    },
-    WeatherCode {
-        code: 73,
-        description: "Moderate snowfall",
-    },
-    WeatherCode {
-        code: 75,
-        description: "Heavy snowfall",
-    },
-    WeatherCode {
-        code: 77,
-        description: "Snow grains",
-    },
-    WeatherCode {
-        code: 80,
-        description: "Slight rain showers",
-    },
-    WeatherCode {
-        code: 81,
-        description: "Moderate rain showers",
-    },
-    WeatherCode {
-        code: 82,
-        description: "Violent rain showers",
-    },
-    WeatherCode {
-        code: 85,
-        description: "Slight snow showers",
-    },
-    WeatherCode {
-        code: 86,
-        description: "Heavy snow showers",
-    },
-    WeatherCode {
-        code: 95,
-        description: "Thunderstorm",
-    },
-    WeatherCode {
-        code: 96,
-        description: "Thunderstorm with slight hail",
-    },
-    WeatherCode {
-        code: 99,
-        description: "Thunderstorm with heavy hail",
-    },
-];
-
-pub fn weather_code(code: u8) -> Option<WeatherCode> {
-    WEATHER_CODES.iter().copied().find(|c| c.code == code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,12 +180,5 @@ mod tests {
             endpoint(&bare, "v1/forecast").as_str(),
             "https://api.open-meteo.com/v1/forecast"
         );
-    }
-
-    #[test]
-    fn weather_codes_are_sorted_and_known() {
-        assert!(WEATHER_CODES.windows(2).all(|w| w[0].code < w[1].code));
-        assert_eq!(weather_code(3).unwrap().description, "Overcast");
-        assert!(weather_code(4).is_none());
     }
 }
