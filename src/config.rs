@@ -266,11 +266,11 @@ impl AuthConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct PolicyConfig {
-    /// Per-tool rate quotas replacing the declared ones, e.g. get_forecast=30/m:10,convert_temperature=5/s.
+    /// Per-tool rate quotas replacing the declared ones, e.g. convert_temperature=30/m:10,server_status=5/s.
     #[arg(long, env = "MCP_RATE_LIMITS", value_delimiter = ',', value_parser = tool_rate, value_name = "TOOL=RATE")]
     pub rate_limits: Vec<(String, Rate)>,
 
-    /// Per-tool timeouts in seconds replacing the declared ones, e.g. get_forecast=5.
+    /// Per-tool timeouts in seconds replacing the declared ones, e.g. convert_temperature=5.
     #[arg(long, env = "MCP_TOOL_TIMEOUTS", value_delimiter = ',', value_parser = tool_timeout, value_name = "TOOL=SECONDS")]
     pub tool_timeouts: Vec<(String, Duration)>,
 
@@ -633,8 +633,8 @@ mod tests {
         assert!(network("10.0.0.0/33").is_err());
     }
 
-    #[test]
     // weather-example:begin
+    #[test]
     fn the_allow_list_defaults_to_the_api_hosts() {
         let cli = Cli::try_parse_from([env!("CARGO_PKG_NAME"), "serve"]).unwrap();
         let Command::Serve(config) = cli.command else {

@@ -44,6 +44,7 @@ pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
 
 /// What the model reads about the server before it calls anything: what each tool, resource
 /// and prompt is for. Add a line for each one you add.
+#[allow(clippy::useless_concat, reason = "a project may start with one line")]
 const INSTRUCTIONS: &str = concat!(
     // weather-example:begin
     "Weather tools. get_forecast(city, days) returns a daily forecast (°C, mm, conditions) for \
@@ -60,6 +61,7 @@ pub struct McpServer {
     prompts: Arc<PromptRouter<Self>>,
     guard: Arc<Guard>,
     /// The client tools call upstream APIs through (pooled, retrying, SSRF-guarded).
+    #[allow(dead_code, reason = "unread until a tool calls an upstream API through it")]
     pub(crate) upstream: Upstream,
     // weather-example:begin
     pub(crate) weather: OpenMeteo,

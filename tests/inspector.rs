@@ -182,3 +182,53 @@ async fn http_refuses_a_wrong_token() {
     server.server.logs.wait_for("auth_failed").await;
     assert!(!server.server.logs.lines().iter().any(|l| l.contains(wrong)));
 }
+
+/// The README's Inspector commands, run as written: only `npx @modelcontextprotocol/inspector`
+/// becomes the pinned `inspector` on PATH, and the binary's path the one built here, given the
+/// settings that point it at the fake upstream.
+#[tokio::test]
+#[ignore = "needs the MCP Inspector on PATH: make inspector-check"]
+async fn the_readme_inspector_commands_work_as_written() {
+    const NPX: &str = "npx @modelcontextprotocol/inspector --cli ";
+    let upstream = FakeUpstream::start().await;
+    let settings = [
+        format!("MCP_UPSTREAM_ALLOW_HOSTS={}", upstream.host()),
+        "MCP_UPSTREAM_ALLOW_PRIVATE=127.0.0.0/8".to_owned(),
+        // weather-example:begin
+        format!("MCP_GEOCODING_URL={}", upstream.url()),
+        format!("MCP_FORECAST_URL={}", upstream.url()),
+        // weather-example:end
+    ];
+    let settings: String = settings.iter().map(|s| format!("-e {s} ")).collect();
+    let documented_bin = format!("./target/debug/{}", env!("CARGO_PKG_NAME"));
+    let readme = include_str!("../README.md");
+    let commands: Vec<_> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
+        .filter(|block| block.contains(NPX))
+        .collect();
+    assert!(!commands.is_empty(), "the README shows the Inspector's CLI");
+    for block in commands {
+        let script = block
+            .replace(NPX, &format!("inspector --cli {settings}"))
+            .replace(&documented_bin, BIN);
+        let run = tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+            .await
+            .expect("bash");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{block}\nexited {:?}: {stdout}{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            stdout.contains("\"tools\"") || stdout.contains("\"isError\": false"),
+            "{block}\nprinted: {stdout}"
+        );
+        assert!(!stdout.contains("\"isError\": true"), "{block}\nprinted: {stdout}");
+    }
+}

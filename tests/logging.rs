@@ -87,7 +87,7 @@ async fn stdio_stdout_is_only_json_rpc_and_stderr_only_json_at_debug() {
 
         let stdout = server.stdout_lines();
         assert!(
-            stdout.len() >= 7,
+            stdout.len() >= 5,
             "{generation:?}: expected every answer on stdout, got {stdout:?}"
         );
         for line in &stdout {

@@ -176,13 +176,14 @@ async fn idle_rate_limit_buckets_are_evicted_so_memory_stays_bounded() {
 #[tokio::test]
 async fn every_refused_argument_names_its_field_and_rule_all_at_once() {
     let upstream = FakeUpstream::start().await;
-    let quotas = concat!(
+    let quotas = [
+        "convert_temperature=100/s:100",
         // weather-example:begin
-        "get_forecast=100/s:100,",
+        "get_forecast=100/s:100",
         // weather-example:end
-        "convert_temperature=100/s:100"
-    );
-    let server = HttpServer::start(&upstream, &[("MCP_RATE_LIMITS", quotas)]).await;
+    ]
+    .join(",");
+    let server = HttpServer::start(&upstream, &[("MCP_RATE_LIMITS", &quotas)]).await;
     let client = server.connect(Generation::Stateless).await;
     let only = |tool: &str, violation: &str| format!("invalid arguments for '{tool}': {violation}");
 

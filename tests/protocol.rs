@@ -6,10 +6,14 @@ mod support;
 
 use rmcp::{
     ServiceError,
-    model::{CallToolRequestParams, ErrorCode, GetPromptRequestParams, ReadResourceRequestParams, ResourceContents},
+    model::{CallToolRequestParams, ErrorCode, ReadResourceRequestParams, ResourceContents},
 };
 use serde_json::{Value, json};
-use support::{Client, FakeUpstream, GENERATIONS, Generation, HttpServer, StdioServer, args};
+use support::{Client, FakeUpstream, GENERATIONS, Generation, HttpServer, StdioServer};
+// weather-example:begin
+use rmcp::model::GetPromptRequestParams;
+use support::args;
+// weather-example:end
 
 /// Everything a client sees of the server, checked the same way on every transport.
 async fn exercise(client: &Client, generation: Generation) {

@@ -96,12 +96,12 @@ mod tests {
     fn verifies_plain_and_hashed_entries() {
         let hashed = format!("{:x}", Sha256::digest(b"second-token-0123456789"));
         let tokens = StaticTokens::parse(&format!(
-            "# comment\nfirst-token-0123456789 alice weather:admin extra\n; sha256:{hashed} bob"
+            "# comment\nfirst-token-0123456789 alice orders:admin extra\n; sha256:{hashed} bob"
         ))
         .unwrap();
         let alice = tokens.verify("first-token-0123456789").unwrap();
         assert_eq!(alice.subject, "alice");
-        assert!(alice.has_scope("weather:admin") && alice.has_scope("extra"));
+        assert!(alice.has_scope("orders:admin") && alice.has_scope("extra"));
         assert_eq!(tokens.verify("second-token-0123456789").unwrap().subject, "bob");
         assert!(tokens.verify("nope").is_err());
     }

@@ -5,11 +5,13 @@
 // weather-example:begin
 mod forecast;
 // weather-example:end
-#[cfg(feature = "fixtures")]
-mod fixture;
 mod formats;
 mod status;
 mod units;
+
+/// A test-only tool, for tests/upstream.rs (the `fixtures` feature; never in a release).
+#[cfg(feature = "fixtures")]
+mod fixture;
 
 pub use status::Status;
 

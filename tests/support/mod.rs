@@ -1,6 +1,6 @@
 //! One harness for every protocol-level suite: spawn the built binary, connect the rmcp client
 //! over stdio or HTTP (ephemeral loopback port) in either protocol generation, and run a fake
-//! Open-Meteo on loopback. Every server's stderr is collected and must be JSON, line by line.
+//! upstream API on loopback. Every server's stderr is collected and must be JSON, line by line.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -350,7 +350,7 @@ impl StdioServer {
 /// loopback are allowed (upstream calls reach only listed hosts at public addresses by default).
 fn base_env(upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
     vec![
-        ("MCP_UPSTREAM_ALLOW_HOSTS", "127.0.0.1".into()),
+        ("MCP_UPSTREAM_ALLOW_HOSTS", upstream.host()),
         // weather-example:begin
         ("MCP_GEOCODING_URL", upstream.url()),
         ("MCP_FORECAST_URL", upstream.url()),

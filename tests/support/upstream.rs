@@ -1,6 +1,8 @@
 //! A fake upstream API on loopback: answers `/data` (what the `fetch_fixture` tool fetches)
-//! and, for the weather example, Open-Meteo's geocoding and forecast requests; counts every
-//! request by path. Tests can script what it answers instead (a status, a `Retry-After`, a
+// weather-example:begin
+//! and, for the weather example, Open-Meteo's geocoding and forecast requests,
+// weather-example:end
+//! and counts every request by path. Tests can script what it answers instead (a status, a `Retry-After`, a
 //! redirect, a delay), so they can assert on what reached the upstream and when.
 
 use std::{
@@ -122,6 +124,11 @@ impl FakeUpstream {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The fake's host, as an allow-list names it.
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
     }
 
     pub fn port(&self) -> u16 {
