@@ -42,7 +42,7 @@ pub enum StartError {
 pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts()).map_err(StartError::Runtime)?;
+    let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts());
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     let stdio_principal = match (&config.auth.auth_token, &verifier) {
         (Some(token), Some(verifier)) => verifier
@@ -133,7 +133,7 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
                     idp.upstream_attempts = 1;
                     idp.upstream_timeout = idp.upstream_timeout.min(auth::JWKS_FETCH_TIMEOUT);
                     idp.upstream_deadline = idp.upstream_deadline.min(auth::JWKS_FETCH_TIMEOUT);
-                    let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect())?;
+                    let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect());
                     JwtVerifier::with_jwks(settings, url.clone(), http, auth.jwks_refetch_cooldown)
                 }
                 (None, Some(path)) => {

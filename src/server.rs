@@ -2,7 +2,12 @@
 //! routers, and the one place every request passes through on every transport (`observe`):
 //! drain gate, cancellation, and one JSON log line per request.
 
-use std::{borrow::Cow, future::Future, sync::Arc, time::Instant};
+use std::{
+    borrow::Cow,
+    future::Future,
+    sync::{Arc, LazyLock},
+    time::Instant,
+};
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -15,10 +20,11 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
         Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
         ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-        ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+        ReadResourceResponse, RequestId, ServerCapabilities, ServerConfig, Tool,
     },
     service::RequestContext,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Principal,
@@ -53,6 +59,18 @@ const INSTRUCTIONS: &str = concat!(
     // weather-example:end
     "convert_temperature converts a temperature between celsius, fahrenheit and kelvin.",
 );
+
+/// Who calls when the HTTP edge named no one (it always does; a safe default all the same).
+static UNKNOWN_CALLER: LazyLock<Principal> = LazyLock::new(|| Principal::anonymous("unknown"));
+
+/// The parts of a request its log line and its cancellation need.
+struct Seen {
+    cancelled: CancellationToken,
+    id: RequestId,
+    protocol: Option<ProtocolVersion>,
+    transport: &'static str,
+    subject: String,
+}
 
 /// One instance per session (or per request on stateless HTTP); cloning is cheap.
 #[derive(Clone)]
@@ -103,14 +121,26 @@ impl McpServer {
     }
 
     /// The caller: put in the request by the HTTP edge, or the stdio principal.
-    fn principal(&self, context: &RequestContext<RoleServer>) -> Principal {
+    fn principal<'a>(&'a self, context: &'a RequestContext<RoleServer>) -> &'a Principal {
         match context.extensions.get::<axum::http::request::Parts>() {
-            Some(parts) => parts
-                .extensions
-                .get::<Principal>()
-                .cloned()
-                .unwrap_or_else(|| Principal::anonymous("unknown")),
-            None => self.stdio_principal.clone(),
+            Some(parts) => parts.extensions.get::<Principal>().unwrap_or(&UNKNOWN_CALLER),
+            None => &self.stdio_principal,
+        }
+    }
+
+    /// What [`Self::observe`] needs of a request, taken before the handler consumes its context
+    /// (a clone of the context would copy the HTTP request's headers too).
+    fn seen(&self, context: &RequestContext<RoleServer>) -> Seen {
+        Seen {
+            cancelled: context.ct.clone(),
+            id: context.id.clone(),
+            protocol: context.protocol_version(),
+            transport: if context.extensions.get::<axum::http::request::Parts>().is_some() {
+                "http"
+            } else {
+                "stdio"
+            },
+            subject: self.principal(context).subject.clone(),
         }
     }
 
@@ -131,7 +161,7 @@ impl McpServer {
         &self,
         method: &'static str,
         name: Option<&str>,
-        context: &RequestContext<RoleServer>,
+        seen: Seen,
         classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str),
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
@@ -139,21 +169,16 @@ impl McpServer {
         let ((decision, outcome), result) = tokio::select! {
             result = work => (classify(&result), result),
             _ = self.shutdown.aborted() => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
-            _ = context.ct.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
+            _ = seen.cancelled.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
         let decision = decision.map(Decision::as_str);
-        let subject = self.principal(context).subject;
         let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
         // What a client chose (names, ids, a token's subject) is logged clipped.
-        let (subject, name) = (clip(&subject), name.map(clip));
-        let request_id = context.id.to_string();
+        let (subject, name) = (clip(&seen.subject), name.map(clip));
+        let request_id = seen.id.to_string();
         let request_id = clip(&request_id);
-        let protocol = context.protocol_version().map(|v| v.to_string());
-        let transport = if context.extensions.get::<axum::http::request::Parts>().is_some() {
-            "http"
-        } else {
-            "stdio"
-        };
+        let protocol = seen.protocol.as_ref().map(|v| v.as_str());
+        let transport = seen.transport;
         match &result {
             Ok(_) => tracing::info!(
                 event = "request",
@@ -244,7 +269,7 @@ impl ServerHandler for McpServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        self.observe("initialize", None, &context, ok, async {
+        self.observe("initialize", None, self.seen(&context), ok, async {
             context.peer.set_peer_info(request.clone());
             self.negotiate_initialize(&request)
         })
@@ -252,7 +277,7 @@ impl ServerHandler for McpServer {
     }
 
     async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
-        self.observe("server/discover", None, &context, ok, async {
+        self.observe("server/discover", None, self.seen(&context), ok, async {
             Ok(DiscoverResult::from_server_info(
                 self.supported_protocol_versions().into_owned(),
                 self.get_info(),
@@ -262,7 +287,8 @@ impl ServerHandler for McpServer {
     }
 
     async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        self.observe("ping", None, &context, ok, async { Ok(()) }).await
+        self.observe("ping", None, self.seen(&context), ok, async { Ok(()) })
+            .await
     }
 
     /// Completions are advertised only by the conformance fixtures (with no suggestions).
@@ -271,7 +297,7 @@ impl ServerHandler for McpServer {
         _request: rmcp::model::CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CompleteResult, ErrorData> {
-        self.observe("completion/complete", None, &context, ok, async {
+        self.observe("completion/complete", None, self.seen(&context), ok, async {
             if cfg!(feature = "conformance") {
                 Ok(rmcp::model::CompleteResult::default())
             } else {
@@ -287,7 +313,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let principal = self.principal(&context);
-        self.observe("tools/list", None, &context, ok, async {
+        self.observe("tools/list", None, self.seen(&context), ok, async {
             let visible = self
                 .tools
                 .list_all()
@@ -308,33 +334,32 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
-        let principal = self.principal(&context);
+        let tool = name.as_ref();
         let known = self.tools.get(&name).is_some();
         let classify = |result: &Result<(Decision, &'static str, CallToolResponse), ErrorData>| match result {
             Ok((decision, outcome, _)) => (Some(*decision), *outcome),
             // A tool that exists fails with a JSON-RPC error only after the guard admitted the call.
             Err(_) => (known.then_some(Decision::Allowed), "error"),
         };
-        let called = self.observe("tools/call", Some(&name), &context, classify, async {
+        let seen = self.seen(&context);
+        let called = self.observe("tools/call", Some(tool), seen, classify, async move {
             if !known {
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool '{name}'; tools/list shows the available tools"),
+                    format!("unknown tool '{tool}'; tools/list shows the available tools"),
                     None,
                 ));
             }
             #[cfg(feature = "bench")]
             if self.guard.is_off() {
-                let response = self
-                    .tools
-                    .call(ToolCallContext::new(self, request, context.clone()))
-                    .await?;
+                let response = self.tools.call(ToolCallContext::new(self, request, context)).await?;
                 return Ok((Decision::Allowed, "ok", response));
             }
-            let policy = match self.guard.admit(&name, &principal, request.arguments.as_ref()) {
+            let principal = self.principal(&context);
+            let policy = match self.guard.admit(tool, principal, request.arguments.as_ref()) {
                 Ok(policy) => policy,
                 Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
             };
-            let call = self.tools.call(ToolCallContext::new(self, request, context.clone()));
+            let call = self.tools.call(ToolCallContext::new(self, request, context));
             match tokio::time::timeout(policy.timeout, call).await {
                 Ok(response) => {
                     let response = response?;
@@ -344,7 +369,7 @@ impl ServerHandler for McpServer {
                 Err(_) => Ok((
                     Decision::Allowed,
                     "timed_out",
-                    guard::timed_out(&name, policy.timeout).into(),
+                    guard::timed_out(tool, policy.timeout).into(),
                 )),
             }
         });
@@ -356,7 +381,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.observe("resources/list", None, &context, ok, async {
+        self.observe("resources/list", None, self.seen(&context), ok, async {
             Ok(crate::resources::list())
         })
         .await
@@ -367,7 +392,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.observe("resources/templates/list", None, &context, ok, async {
+        self.observe("resources/templates/list", None, self.seen(&context), ok, async {
             Ok(crate::resources::templates())
         })
         .await
@@ -378,7 +403,7 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.observe("resources/read", Some(&request.uri), &context, ok, async {
+        self.observe("resources/read", Some(&request.uri), self.seen(&context), ok, async {
             crate::resources::read(&request.uri).map(Into::into)
         })
         .await
@@ -389,7 +414,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.observe("prompts/list", None, &context, ok, async {
+        self.observe("prompts/list", None, self.seen(&context), ok, async {
             Ok(ListPromptsResult::with_all_items(self.prompts.list_all()))
         })
         .await
@@ -409,7 +434,7 @@ impl ServerHandler for McpServer {
                 .insert(crate::conformance::PromptRetry::from(&request));
             context
         };
-        self.observe("prompts/get", Some(&name), &context, ok, async {
+        self.observe("prompts/get", Some(&name), self.seen(&context), ok, async {
             let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
             self.prompts.get_prompt(prompt).await
         })
@@ -426,7 +451,7 @@ impl ServerHandler for McpServer {
         _request: rmcp::model::SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.observe("logging/setLevel", None, &context, ok, async {
+        self.observe("logging/setLevel", None, self.seen(&context), ok, async {
             if cfg!(feature = "conformance") {
                 Ok(())
             } else {
@@ -442,12 +467,18 @@ impl ServerHandler for McpServer {
         request: rmcp::model::SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.observe("resources/subscribe", Some(&request.uri), &context, ok, async {
-            #[cfg(feature = "conformance")]
-            return crate::conformance::subscribe(&request.uri);
-            #[cfg(not(feature = "conformance"))]
-            Err(missing_method("resources/subscribe"))
-        })
+        self.observe(
+            "resources/subscribe",
+            Some(&request.uri),
+            self.seen(&context),
+            ok,
+            async {
+                #[cfg(feature = "conformance")]
+                return crate::conformance::subscribe(&request.uri);
+                #[cfg(not(feature = "conformance"))]
+                Err(missing_method("resources/subscribe"))
+            },
+        )
         .await
     }
 
@@ -456,12 +487,18 @@ impl ServerHandler for McpServer {
         request: rmcp::model::UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.observe("resources/unsubscribe", Some(&request.uri), &context, ok, async {
-            #[cfg(feature = "conformance")]
-            return crate::conformance::subscribe(&request.uri);
-            #[cfg(not(feature = "conformance"))]
-            Err(missing_method("resources/unsubscribe"))
-        })
+        self.observe(
+            "resources/unsubscribe",
+            Some(&request.uri),
+            self.seen(&context),
+            ok,
+            async {
+                #[cfg(feature = "conformance")]
+                return crate::conformance::subscribe(&request.uri);
+                #[cfg(not(feature = "conformance"))]
+                Err(missing_method("resources/unsubscribe"))
+            },
+        )
         .await
     }
 

@@ -17,7 +17,10 @@ mod error;
 mod retry;
 mod ssrf;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use reqwest::{Method, StatusCode, Url, header::HeaderValue};
 use serde::{Serialize, de::DeserializeOwned};
@@ -37,7 +40,10 @@ const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Upstream {
-    http: reqwest::Client,
+    /// Built on first use: reading the system's root certificates is a good share of start-up
+    /// time, which a server whose tools never call out should not pay.
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    connect_timeout: Duration,
     guard: Arc<Guard>,
     retry: RetryPolicy,
 }
@@ -45,30 +51,37 @@ pub struct Upstream {
 impl Upstream {
     /// A client that reaches only `hosts` (and, of non-public networks, only those the
     /// configuration allows).
-    pub fn new(config: &UpstreamConfig, hosts: Vec<url::Host>) -> Result<Self, String> {
-        let guard = Arc::new(Guard::new(hosts, config.upstream_allow_private.clone()));
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT.min(config.upstream_timeout))
-            // The guard filters DNS answers and checks every redirect hop.
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
-            .redirect(guard.redirect_policy())
-            // A proxy would resolve and connect out of the guard's sight.
-            .no_proxy()
-            // One retry layer, ours, so every attempt is counted and logged in one place.
-            .retry(reqwest::retry::never())
-            .build()
-            .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
-        Ok(Self {
-            http,
-            guard,
+    pub fn new(config: &UpstreamConfig, hosts: Vec<url::Host>) -> Self {
+        Self {
+            http: Arc::default(),
+            connect_timeout: CONNECT_TIMEOUT.min(config.upstream_timeout),
+            guard: Arc::new(Guard::new(hosts, config.upstream_allow_private.clone())),
             retry: RetryPolicy {
                 attempts: config.upstream_attempts,
                 backoff: config.upstream_backoff,
                 attempt_timeout: config.upstream_timeout,
                 deadline: config.upstream_deadline,
             },
-        })
+        }
+    }
+
+    /// The pooled HTTP client, built by the first call that needs it.
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        let built = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(self.connect_timeout)
+                // The guard filters DNS answers and checks every redirect hop.
+                .dns_resolver(Arc::new(GuardedResolver(self.guard.clone())))
+                .redirect(self.guard.redirect_policy())
+                // A proxy would resolve and connect out of the guard's sight.
+                .no_proxy()
+                // One retry layer, ours, so every attempt is counted and logged in one place.
+                .retry(reqwest::retry::never())
+                .build()
+                .map_err(|e| format!("the upstream HTTP client could not be built: {}", root_cause(&e)))
+        });
+        built.as_ref().map_err(Clone::clone)
     }
 
     /// A GET: safe to repeat, so retried.
@@ -100,7 +113,7 @@ impl Upstream {
     /// same on every attempt), so it is retried like a GET.
     pub fn post_idempotent(&self, url: Url, key: IdempotencyKey) -> UpstreamRequest<'_> {
         let mut request = self.request(Method::POST, url, true);
-        request.builder = request.builder.header("idempotency-key", key.0);
+        request.builder = request.builder.map(|b| b.header("idempotency-key", key.0));
         request
     }
 
@@ -108,7 +121,7 @@ impl Upstream {
         UpstreamRequest {
             upstream: self,
             target: Target::of(&method, &url),
-            builder: self.http.request(method, url),
+            builder: self.client().map(|http| http.request(method, url)),
             idempotent,
         }
     }
@@ -119,7 +132,8 @@ impl Upstream {
             .try_clone()
             .expect("bodies are in memory (JSON at most), so requests clone");
         *request.timeout_mut() = Some(limit);
-        let mut response = self.http.execute(request).await?;
+        let http = self.client().map_err(Failure::Other)?;
+        let mut response = http.execute(request).await?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry::retry_after(response.headers(), std::time::SystemTime::now());
@@ -144,7 +158,7 @@ impl Upstream {
 pub struct UpstreamRequest<'a> {
     upstream: &'a Upstream,
     target: Target,
-    builder: reqwest::RequestBuilder,
+    builder: Result<reqwest::RequestBuilder, String>,
     /// Set by the constructor from the method (and the idempotency key), never afterwards.
     idempotent: bool,
 }
@@ -152,13 +166,13 @@ pub struct UpstreamRequest<'a> {
 impl UpstreamRequest<'_> {
     /// Adds query parameters. They are sent, but never logged nor shown in errors.
     pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.builder = self.builder.query(pairs);
+        self.builder = self.builder.map(|b| b.query(pairs));
         self
     }
 
     /// Sets a JSON body.
     pub fn json(mut self, body: &impl Serialize) -> Self {
-        self.builder = self.builder.json(body);
+        self.builder = self.builder.map(|b| b.json(body));
         self
     }
 
@@ -167,6 +181,7 @@ impl UpstreamRequest<'_> {
         let (upstream, target) = (self.upstream, self.target);
         let request = self
             .builder
+            .map_err(|e| UpstreamError::invalid(target.clone(), e))?
             .build()
             .map_err(|e| UpstreamError::invalid(target.clone(), root_cause(&e)))?;
         // IP literals never reach the resolver, and an off-list host should not even be
@@ -269,7 +284,6 @@ mod tests {
             },
             url.host().into_iter().map(|host| host.to_owned()).collect(),
         )
-        .unwrap()
     }
 
     #[tokio::test]
