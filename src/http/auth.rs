@@ -151,18 +151,24 @@ impl Gate {
 
     /// The scopes every request needs, and the called tool's (`tool`), when a token is in use.
     pub fn check_scopes(&self, principal: &Principal, tool: Option<&str>, refusals: &Refusals) -> Result<(), Response> {
-        let mut needed: Vec<String> = self.required_scopes.clone();
         // Only a caller who can present a better token gets a step-up challenge; an anonymous
         // caller of a privileged tool is refused by the guard chain instead.
-        if self.verifier.is_some()
-            && let Some(scope) = tool.and_then(|tool| self.guard.required_scope(tool))
-        {
-            needed.push(scope.to_owned());
-        }
-        let missing = principal.missing(&needed);
-        if missing.is_empty() {
+        let tool_scope = match self.verifier {
+            Some(_) => tool.and_then(|tool| self.guard.required_scope(tool)),
+            None => None,
+        };
+        let mut needed = self.required_scopes.iter().map(String::as_str).chain(tool_scope);
+        // The common case, checked without allocating: every needed scope is held.
+        if needed.all(|scope| principal.has_scope(scope)) {
             return Ok(());
         }
+        let needed: Vec<String> = self
+            .required_scopes
+            .iter()
+            .cloned()
+            .chain(tool_scope.map(str::to_owned))
+            .collect();
+        let missing = principal.missing(&needed);
         refusals.record("auth_denied", || {
             tracing::warn!(event = "auth_denied", subject = %clip(&principal.subject), ?missing, "token lacks a needed scope");
         });
