@@ -416,7 +416,7 @@ async fn main() {
         .collect();
     let png = out.join("sweep.png");
     let name = binary.file_name().map_or("server".into(), |n| n.to_string_lossy());
-    let title = format!("{name}: tools/call convert_temperature by calls in flight");
+    let title = format!("{name}: tools/call convert_temperature");
     match plot::write(&png, &title, &lines) {
         Ok(()) => println!("wrote {}, {}", path.display(), png.display()),
         Err(e) => eprintln!("no plot: {e}"),
