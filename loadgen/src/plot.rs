@@ -29,6 +29,8 @@ pub fn write(path: &Path, title: &str, lines: &[Line]) -> Result<(), String> {
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
     encoder
         .write_header()
         .and_then(|mut writer| writer.write_image_data(&pixels))
