@@ -43,15 +43,16 @@ test: ## Run every test: unit tests and the protocol suites against the built bi
 
 lint: ## Formatting, clippy with warnings denied, and actionlint on the CI workflow
 	$(CARGO) fmt --all -- --check
-	$(CARGO) fmt --manifest-path loadgen/Cargo.toml -- --check
+	$(CARGO) fmt --all --manifest-path loadgen/Cargo.toml -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
-	$(CARGO) clippy --locked --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -- -D warnings
+	$(CARGO) clippy --locked --all-targets --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -- -D warnings
 	@scripts/tools actionlint
 	actionlint
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+	$(CARGO) fmt --all --manifest-path loadgen/Cargo.toml
 
 clean: ## Remove build output
 	$(CARGO) clean
@@ -88,11 +89,12 @@ inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and
 		$(CARGO) test --locked --features fixtures --test inspector -- --ignored
 
 abuse: release ## Hostile load against the release build on loopback (not part of test): a table of figures against bounds
-	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
+	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -p loadgen
 	ulimit -n 8192 2>/dev/null || true; target/loadgen/release/loadgen abuse target/release/$(BIN)
 
-bench: ## Benchmark the release build on loopback (not part of test): prints tables, writes target/benchmark/
+bench: ## Benchmark the release build on loopback beside a bare rmcp server and an axum floor (not part of test): prints tables, writes target/benchmark/
 	$(CARGO) build --locked --profile benchmark --features bench
+	@# loadgen and the baselines it compares the server with (loadgen/baselines/), one workspace.
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
 	target/loadgen/release/loadgen target/benchmark/$(BIN) target/benchmark
 

@@ -2,6 +2,8 @@
 //! `main.rs` parses the configuration and calls [`serve`]; tests drive the built binary.
 
 pub mod auth;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod config;
 #[cfg(feature = "conformance")]
 mod conformance;

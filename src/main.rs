@@ -1,7 +1,14 @@
 use std::process::ExitCode;
 
+#[cfg(not(feature = "bench"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `make bench`: the same allocator, its allocations counted (see `bench.rs`).
+#[cfg(feature = "bench")]
+#[global_allocator]
+static ALLOCATOR: mcp_starter::bench::Counting<tikv_jemallocator::Jemalloc> =
+    mcp_starter::bench::Counting(tikv_jemallocator::Jemalloc);
 
 /// jemalloc's settings, read at its start: a background thread gives freed pages back to the
 /// system about a second after they are freed, so memory comes back after a burst.
@@ -31,6 +38,11 @@ fn main() -> ExitCode {
             if let Err(message) = telemetry::init(&config.log) {
                 eprintln!("{message}");
                 return ExitCode::from(CONFIG_ERROR_EXIT as u8);
+            }
+            #[cfg(feature = "bench")]
+            if let Err(error) = runtime.block_on(async { mcp_starter::bench::report_allocations_on_sigusr1() }) {
+                eprintln!("error: cannot count allocations: {error}");
+                return ExitCode::FAILURE;
             }
             match runtime.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,19 +1,28 @@
 //! `make bench`: drives the release server on loopback and reports, for `tools/call` on the
 //! cheap `convert_temperature`, throughput and latency over HTTP (both protocol generations)
-//! and stdio at several concurrency levels; what the guard chain costs; time from process
-//! start to first answer; idle and loaded memory; and the binary's size. Prints Markdown
-//! tables and writes the same numbers to a CSV.
+//! and stdio at several concurrency levels; what the guard chain costs; the server beside its
+//! baselines (a bare rmcp server and a raw axum floor, `baselines/`): throughput, latency,
+//! CPU time and allocations per call, and their ratios; time from process start to first
+//! answer, the baselines' too; idle and loaded memory; and the binary's size. Prints Markdown
+//! tables, writes the same numbers to a CSV and draws the concurrency sweep as a PNG.
 //!
 //! Usage: loadgen <server binary> <out dir>, where the server is the release build with the
 //! `bench` feature: the production build plus a hidden `--bench-guard-off`, which only the guard
-//! comparison passes.
+//! comparison passes, and an allocation counter read with SIGUSR1. The baselines are built
+//! beside loadgen, in its workspace.
 //!
-//! The load generator runs on one thread, beside the server, on the same machine.
+//! The load generator runs on one thread. With two cores or more it is pinned to one and every
+//! server to another (`pin.rs`); with one, they share it.
 //!
 //! `loadgen abuse <release binary>` runs `make abuse` instead (see `abuse.rs`).
 
 mod abuse;
+mod bitmap_text;
+mod compare;
 mod http;
+mod load;
+mod pin;
+mod plot;
 mod server;
 mod stats;
 mod stdio;
@@ -24,134 +33,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use compare::{Binaries, Contender};
+use load::{Client, Target, close, open, run};
 use server::{ONE_ADDRESS_MANY_CLIENTS, Server, Transport};
-use stats::{Samples, Summary, median};
+use stats::{Summary, median};
 
 const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
-const WARMUP: Duration = Duration::from_millis(300);
 const WINDOW: Duration = Duration::from_secs(2);
 /// The guard comparison: calls in flight, rounds of on/off, and the window of each.
 const GUARD_CONCURRENCY: usize = 16;
 const GUARD_ROUNDS: usize = 4;
 const GUARD_WINDOW: Duration = Duration::from_millis(1500);
 const STARTS: usize = 10;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Target {
-    HttpStateless,
-    HttpSession,
-    Stdio,
-}
-
-impl Target {
-    fn label(self) -> &'static str {
-        match self {
-            Self::HttpStateless => "HTTP 2026-07-28 (stateless)",
-            Self::HttpSession => "HTTP 2025-11-25 (sessions)",
-            Self::Stdio => "stdio 2025-11-25",
-        }
-    }
-
-    fn key(self) -> &'static str {
-        match self {
-            Self::HttpStateless => "http-2026-07-28",
-            Self::HttpSession => "http-2025-11-25",
-            Self::Stdio => "stdio-2025-11-25",
-        }
-    }
-
-    fn transport(self) -> Transport {
-        match self {
-            Self::Stdio => Transport::Stdio,
-            _ => Transport::Http,
-        }
-    }
-}
-
-/// A simulated client, calling in a loop.
-enum Client {
-    Http(http::HttpClient),
-    Stdio(stdio::StdioClient),
-}
-
-impl Client {
-    async fn call(&mut self) -> bool {
-        match self {
-            Client::Http(client) => client.call().await,
-            Client::Stdio(client) => client.call().await,
-        }
-    }
-
-    async fn close(self) {
-        if let Client::Http(client) = self {
-            client.close().await;
-        }
-    }
-}
-
-/// As many clients as calls should be in flight. Over stdio they share the one session.
-async fn open(server: &mut Server, target: Target, count: usize) -> Vec<Client> {
-    let protocol = match target {
-        Target::Stdio => {
-            let (stdin, stdout) = server
-                .pipes
-                .take()
-                .expect("the stdio session is opened once per server");
-            let client = stdio::StdioClient::open(stdin, stdout).await;
-            return (0..count).map(|_| Client::Stdio(client.clone())).collect();
-        }
-        Target::HttpStateless => http::Protocol::Stateless,
-        Target::HttpSession => http::Protocol::Session,
-    };
-    let addr = server.addr.expect("an HTTP server");
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        clients.push(Client::Http(
-            http::HttpClient::connect(addr, protocol).await.expect("connecting"),
-        ));
-    }
-    clients
-}
-
-async fn close(clients: Vec<Client>) {
-    for client in clients {
-        client.close().await;
-    }
-}
-
-/// Every client calls in a loop for the warm-up and then the window; calls that start within
-/// the window are counted.
-async fn run(clients: Vec<Client>, window: Duration) -> (Summary, Vec<Client>) {
-    let start = Instant::now() + WARMUP;
-    let end = start + window;
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|mut client| {
-            tokio::spawn(async move {
-                let mut samples = Samples::default();
-                while Instant::now() < end {
-                    let began = Instant::now();
-                    let ok = client.call().await;
-                    samples.all += 1;
-                    match (began >= start, ok) {
-                        (false, _) => {}
-                        (true, true) => samples.latencies.push(began.elapsed()),
-                        (true, false) => samples.errors += 1,
-                    }
-                }
-                (samples, client)
-            })
-        })
-        .collect();
-    let mut samples = Samples::default();
-    let mut clients = Vec::new();
-    for task in tasks {
-        let (s, client) = task.await.expect("a client task");
-        samples.merge(s);
-        clients.push(client);
-    }
-    (Summary::of(samples, window), clients)
-}
+/// First answer: this server's start may take at most this many times the floor's.
+const START_RATIO_TARGET: f64 = 1.5;
 
 /// The load table for one target, on a fresh server: memory idle, then each concurrency.
 struct TargetResult {
@@ -274,11 +169,11 @@ async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
 }
 
 /// Milliseconds from spawning the process to the answer of its first call (median, max).
-async fn first_answer(binary: &Path, transport: Transport) -> (f64, f64) {
+async fn first_answer(binaries: &Binaries, contender: Contender, transport: Transport) -> (f64, f64) {
     let mut times = Vec::new();
     for _ in 0..STARTS {
         let began = Instant::now();
-        let mut server = Server::start(binary, transport, &ONE_ADDRESS_MANY_CLIENTS).await;
+        let mut server = binaries.start(contender, transport).await;
         let answered = match transport {
             Transport::Http => http::first_answer(server.addr.unwrap()).await,
             Transport::Stdio => {
@@ -287,12 +182,25 @@ async fn first_answer(binary: &Path, transport: Transport) -> (f64, f64) {
             }
         };
         let elapsed = began.elapsed().as_secs_f64() * 1e3;
-        assert!(answered, "the first call is answered");
+        assert!(answered, "{}: the first call is answered", contender.label());
         times.push(elapsed);
         server.stop();
     }
     let max = times.iter().copied().fold(0.0, f64::max);
     (median(times), max)
+}
+
+/// The CPU's model name, from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -314,12 +222,29 @@ async fn main() {
         std::process::exit(2);
     };
     let began = Instant::now();
+    let binaries = Binaries::beside_loadgen(binary);
+    // Counted before pinning, which leaves this process one core.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let machine = match pin::split() {
+        Some(pin::Cores { load, server }) => format!(
+            "{cores} cores ({}); load generator (one thread) pinned to CPU {load}, each server to CPU {server}",
+            cpu_model()
+        ),
+        None => format!(
+            "{cores} core ({}); load generator (one thread) and server share it",
+            cpu_model()
+        ),
+    };
+    eprintln!("{machine}");
     let mut csv = String::from("metric,target,concurrency,value,unit\n");
     let mut row = |metric: &str, target: &str, concurrency: &str, value: f64, unit: &str| {
         let _ = writeln!(csv, "{metric},{target},{concurrency},{value:.3},{unit}");
     };
 
-    eprintln!("throughput and latency (each {WINDOW:?} after {WARMUP:?} of warm-up):");
+    eprintln!(
+        "throughput and latency (each {WINDOW:?} after {:?} of warm-up):",
+        load::WARMUP
+    );
     let mut results = Vec::new();
     for target in [Target::HttpStateless, Target::HttpSession, Target::Stdio] {
         results.push(measure(binary, target).await);
@@ -327,9 +252,33 @@ async fn main() {
     eprintln!("guard chain ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):");
     let guard_http = guard_cost(binary, Target::HttpStateless).await;
     let guard_stdio = guard_cost(binary, Target::Stdio).await;
+    eprintln!(
+        "beside the baselines ({} rounds of {:?} each, {} in flight):",
+        compare::ROUNDS,
+        compare::WINDOW,
+        compare::CONCURRENCY
+    );
+    let mut comparisons = Vec::new();
+    for target in [Target::HttpStateless, Target::HttpSession, Target::Stdio] {
+        comparisons.push(compare::compare(&binaries, target).await);
+    }
     eprintln!("first answer after start ({STARTS} starts each):");
-    let start_stdio = first_answer(binary, Transport::Stdio).await;
-    let start_http = first_answer(binary, Transport::Http).await;
+    let mut starts = Vec::new();
+    for transport in [Transport::Stdio, Transport::Http] {
+        for contender in Contender::ALL {
+            starts.push((
+                transport,
+                contender,
+                first_answer(&binaries, contender, transport).await,
+            ));
+        }
+    }
+    let start_of = |transport: Transport, contender: Contender| {
+        starts
+            .iter()
+            .find(|(t, c, _)| *t == transport && *c == contender)
+            .map_or((f64::NAN, f64::NAN), |s| s.2)
+    };
     let size_mib = std::fs::metadata(binary).map_or(f64::NAN, |m| m.len() as f64 / 1048576.0);
 
     let mut table = String::from(
@@ -368,10 +317,20 @@ async fn main() {
         row("guard_off_throughput", target.key(), &gc, cost.throughput.1, "calls/s");
         row("guard_cost_throughput", target.key(), &gc, cost.throughput_share(), "%");
     }
-    row("first_answer_median", "stdio", "", start_stdio.0, "ms");
-    row("first_answer_max", "stdio", "", start_stdio.1, "ms");
-    row("first_answer_median", "http", "", start_http.0, "ms");
-    row("first_answer_max", "http", "", start_http.1, "ms");
+
+    let (baselines, ratios) = compare::tables(&comparisons, &mut row);
+    for (transport, contender, (median, max)) in &starts {
+        let key = match transport {
+            Transport::Stdio => "stdio",
+            Transport::Http => "http",
+        };
+        let prefix = match contender {
+            Contender::Ours => String::new(),
+            other => format!("{}_", other.key()),
+        };
+        row(&format!("{prefix}first_answer_median"), key, "", *median, "ms");
+        row(&format!("{prefix}first_answer_max"), key, "", *max, "ms");
+    }
     row("binary_size", "", "", size_mib, "MiB");
 
     let idle = results.iter().map(|r| r.idle_mib).fold(0.0, f64::max);
@@ -404,18 +363,28 @@ async fn main() {
             Some(cost.cpu_share() < 10.0),
         );
     }
-    line(
-        "first answer after start, stdio".into(),
-        format!("{:.1} ms median, {:.1} ms max", start_stdio.0, start_stdio.1),
-        "< 50 ms",
-        Some(start_stdio.0 < 50.0),
-    );
-    line(
-        "first answer after start, HTTP".into(),
-        format!("{:.1} ms median, {:.1} ms max", start_http.0, start_http.1),
-        "< 50 ms",
-        Some(start_http.0 < 50.0),
-    );
+    for (transport, name) in [(Transport::Stdio, "stdio"), (Transport::Http, "HTTP")] {
+        let (ours, ours_max) = start_of(transport, Contender::Ours);
+        line(
+            format!("first answer after start, {name}"),
+            format!("{ours:.1} ms median, {ours_max:.1} ms max"),
+            "< 50 ms",
+            Some(ours < 50.0),
+        );
+        let (bare, floor) = (
+            start_of(transport, Contender::BareRmcp).0,
+            start_of(transport, Contender::Floor).0,
+        );
+        line(
+            format!("first answer after start, {name}: this server ÷ floor"),
+            format!(
+                "{:.2} ({ours:.1} vs {floor:.1} ms median; bare rmcp {bare:.1} ms)",
+                ours / floor
+            ),
+            &format!("≤ {START_RATIO_TARGET}"),
+            Some(ours / floor <= START_RATIO_TARGET),
+        );
+    }
     line(
         "idle RSS (largest of the three)".into(),
         format!("{idle:.1} MiB"),
@@ -431,15 +400,25 @@ async fn main() {
     );
     line("release binary size".into(), format!("{size_mib:.1} MiB"), "", None);
 
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("\n{table}\n{summary}");
-    println!(
-        "{cores} cores, load generator and server on the same machine; {:.0} s in all.",
-        began.elapsed().as_secs_f64()
-    );
+    let tables = format!("{table}\n{baselines}\n{ratios}\n{summary}");
+    println!("\n{tables}");
+    println!("{machine}; {:.0} s in all.", began.elapsed().as_secs_f64());
     std::fs::create_dir_all(out).expect("creating the output directory");
     let path = out.join("results.csv");
     std::fs::write(&path, csv).expect("writing the CSV");
-    std::fs::write(out.join("results.md"), format!("{table}\n{summary}")).expect("writing the tables");
-    println!("wrote {}", path.display());
+    std::fs::write(out.join("results.md"), format!("{tables}\n{machine}.\n")).expect("writing the tables");
+    let lines: Vec<plot::Line> = results
+        .iter()
+        .map(|r| plot::Line {
+            label: r.target.label().into(),
+            points: r.runs.iter().map(|(c, s)| (*c, s.throughput, s.p99_ms)).collect(),
+        })
+        .collect();
+    let png = out.join("sweep.png");
+    let name = binary.file_name().map_or("server".into(), |n| n.to_string_lossy());
+    let title = format!("{name}: tools/call convert_temperature");
+    match plot::write(&png, &title, &lines) {
+        Ok(()) => println!("wrote {}, {}", path.display(), png.display()),
+        Err(e) => eprintln!("no plot: {e}"),
+    }
 }

@@ -1,5 +1,7 @@
-//! The server under test: a child process of the release binary, on loopback, its stderr
-//! (JSON logs) read on a thread of its own as a log shipper would, its memory read from /proc.
+//! The server under test: a child process of the release binary (or of a baseline from
+//! `baselines/`), on loopback, its stderr (JSON logs) read on a thread of its own as a log
+//! shipper would, its memory and CPU time read from /proc, its allocation count asked for with
+//! SIGUSR1 (bench builds only).
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,8 +18,11 @@ use std::{
 use tokio::{
     io::BufReader as AsyncBufReader,
     process::{ChildStdin, ChildStdout},
-    sync::oneshot,
+    sync::{mpsc, oneshot},
 };
+
+/// The line a bench build writes to stderr on SIGUSR1: its allocations so far.
+const ALLOCATIONS_LINE: &str = "bench_allocations ";
 
 /// Linux's USER_HZ, the unit of /proc/<pid>/stat times, on every common platform.
 const CLOCK_TICKS: f64 = 100.0;
@@ -40,10 +45,21 @@ pub enum Transport {
     Stdio,
 }
 
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Stdio => "stdio",
+        }
+    }
+}
+
 pub struct Server {
     child: std::process::Child,
     /// Bytes the server has written to stderr so far.
     stderr_bytes: Arc<AtomicU64>,
+    /// Allocation counts, as the server writes them on SIGUSR1.
+    allocations: mpsc::UnboundedReceiver<u64>,
     /// The bound address (HTTP), read from the `listening` log line.
     pub addr: Option<SocketAddr>,
     /// The JSON-RPC pipes (stdio).
@@ -59,22 +75,35 @@ impl Server {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
             command.env_remove(key);
         }
-        let name = match transport {
-            Transport::Http => "http",
-            Transport::Stdio => "stdio",
-        };
-        let mut child = command
+        command
             .args([
                 "serve",
                 "--transport",
-                name,
+                transport.name(),
                 "--bind",
                 "127.0.0.1:0",
                 "--log-format",
                 "json",
             ])
             .args(["--rate-limits", GENEROUS_QUOTA])
-            .args(args)
+            .args(args);
+        Self::spawn(command, transport).await
+    }
+
+    /// Starts a baseline from `baselines/` (`bare-rmcp`, `axum-floor`) on `transport`.
+    pub async fn start_baseline(binary: &Path, transport: Transport) -> Server {
+        let mut command = Command::new(binary);
+        match transport {
+            Transport::Http => command.args(["http", "127.0.0.1:0"]),
+            Transport::Stdio => command.arg("stdio"),
+        };
+        Self::spawn(command, transport).await
+    }
+
+    async fn spawn(mut command: Command, transport: Transport) -> Server {
+        crate::pin::server(&mut command);
+        let program = command.get_program().to_owned();
+        let mut child = command
             .stdin(if transport == Transport::Stdio {
                 Stdio::piped()
             } else {
@@ -83,15 +112,20 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
 
         let (listening, addr) = oneshot::channel();
         let stderr = child.stderr.take().expect("piped stderr");
         let stderr_bytes = Arc::new(AtomicU64::new(0));
         let counted = stderr_bytes.clone();
+        let (allocations_tx, allocations) = mpsc::unbounded_channel();
         std::thread::spawn(move || {
             let mut listening = Some(listening);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(count) = line.strip_prefix(ALLOCATIONS_LINE) {
+                    let _ = allocations_tx.send(count.trim().parse().unwrap_or(u64::MAX));
+                    continue;
+                }
                 counted.fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
                 if line.contains(r#""event":"listening""#)
                     && let Some(tx) = listening.take()
@@ -104,6 +138,7 @@ impl Server {
         let mut server = Server {
             child,
             stderr_bytes,
+            allocations,
             addr: None,
             pipes: None,
         };
@@ -140,15 +175,23 @@ impl Server {
 
     /// CPU time the process has used, user and system, in seconds (/proc/<pid>/stat).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        (ticks(11) + ticks(12)) / CLOCK_TICKS
+        cpu_seconds(&self.child.id().to_string())
+    }
+
+    /// Allocations the process has made so far, from a bench build (the server's `bench`
+    /// feature, or a baseline): asked for with SIGUSR1, answered on stderr. `None` if no answer
+    /// comes within a second.
+    pub async fn allocations(&mut self) -> Option<u64> {
+        while self.allocations.try_recv().is_ok() {}
+        let pid = libc::pid_t::try_from(self.child.id()).ok()?;
+        // SAFETY: a signal to our own child, which handles SIGUSR1.
+        if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
+            return None;
+        }
+        match tokio::time::timeout(Duration::from_secs(1), self.allocations.recv()).await {
+            Ok(Some(count)) if count != u64::MAX => Some(count),
+            _ => None,
+        }
     }
 
     /// Bytes written to stderr so far.
@@ -160,4 +203,17 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time a process has used, user and system, in seconds: `pid` is a process id, or `self`.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / CLOCK_TICKS
 }
