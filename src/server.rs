@@ -180,23 +180,33 @@ impl McpServer {
         let protocol = seen.protocol.as_ref().map(|v| v.as_str());
         let transport = seen.transport;
         match &result {
+            // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
             Ok(_) => tracing::info!(
                 event = "request",
                 method,
                 name = name.as_deref(),
-                request_id = %request_id,
+                request_id = request_id.as_ref(),
                 protocol,
                 transport,
-                subject = %subject,
+                subject = subject.as_ref(),
                 decision,
                 duration_ms,
                 outcome,
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
-                event = "request", method, name = name.as_deref(), request_id = %request_id, protocol,
-                transport, subject = %subject, decision, duration_ms, outcome, error_code = error.code.0,
-                error = %clip(&error.message),
+                event = "request",
+                method,
+                name = name.as_deref(),
+                request_id = request_id.as_ref(),
+                protocol,
+                transport,
+                subject = subject.as_ref(),
+                decision,
+                duration_ms,
+                outcome,
+                error_code = error.code.0,
+                error = clip(&error.message).as_ref(),
                 "handled {method}"
             ),
         }
