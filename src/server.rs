@@ -328,7 +328,7 @@ impl ServerHandler for McpServer {
                 .tools
                 .list_all()
                 .into_iter()
-                .filter(|t| self.guard.policy_for(&t.name, &principal).is_some());
+                .filter(|t| self.guard.policy_for(&t.name, principal).is_some());
             Ok(ListToolsResult::with_all_items(visible.collect()))
         })
         .await
