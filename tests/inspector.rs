@@ -6,7 +6,11 @@
 mod support;
 
 use serde_json::Value;
-use support::{BIN, FakeUpstream, Generation, HttpServer, StdioServer, tools::tool_names};
+use support::{
+    BIN, FakeUpstream, Generation, HttpServer, StdioServer,
+    readme::{run_example, shell_blocks},
+    tools::tool_names,
+};
 
 const TOKEN: &str = "inspector-check-token-0123456789";
 const ADMIN_TOKEN: &str = "inspector-admin-token-0123456789";
@@ -201,30 +205,13 @@ async fn the_readme_inspector_commands_work_as_written() {
     ];
     let settings: String = settings.iter().map(|s| format!("-e {s} ")).collect();
     let documented_bin = format!("./target/debug/{}", env!("CARGO_PKG_NAME"));
-    let readme = include_str!("../README.md");
-    let commands: Vec<_> = readme
-        .split("```sh\n")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
-        .filter(|block| block.contains(NPX))
-        .collect();
+    let commands: Vec<_> = shell_blocks().into_iter().filter(|block| block.contains(NPX)).collect();
     assert!(!commands.is_empty(), "the README shows the Inspector's CLI");
     for block in commands {
         let script = block
             .replace(NPX, &format!("inspector --cli {settings}"))
             .replace(&documented_bin, BIN);
-        let run = tokio::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .output()
-            .await
-            .expect("bash");
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{block}\nexited {:?}: {stdout}{}",
-            run.status,
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let stdout = run_example(block, &script).await;
         assert!(
             stdout.contains("\"tools\"") || stdout.contains("\"isError\": false"),
             "{block}\nprinted: {stdout}"

@@ -4,19 +4,12 @@
 
 mod support;
 
-use support::{FakeUpstream, HttpServer};
+use support::{
+    FakeUpstream, HttpServer,
+    readme::{run_example, shell_blocks},
+};
 
-const README: &str = include_str!("../README.md");
 const DOCUMENTED_ADDR: &str = "127.0.0.1:8080";
-
-/// The `sh` code blocks of the README.
-fn shell_blocks() -> Vec<&'static str> {
-    README
-        .split("```sh\n")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
-        .collect()
-}
 
 #[tokio::test]
 async fn the_curl_examples_work_as_written() {
@@ -32,18 +25,7 @@ async fn the_curl_examples_work_as_written() {
     );
     for example in examples {
         let script = example.replace(DOCUMENTED_ADDR, &server.addr.to_string());
-        let run = tokio::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .output()
-            .await
-            .expect("bash and curl (on every CI image; `apt-get install curl` otherwise)");
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{example}\nexited {:?}: {stdout}{}",
-            run.status,
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let stdout = run_example(example, &script).await;
         assert!(stdout.contains(r#""isError":false"#), "{example}\nprinted: {stdout}");
         assert!(!stdout.contains(r#""error""#), "{example}\nprinted: {stdout}");
     }

@@ -6,6 +6,7 @@
 
 pub mod jwt;
 pub mod raw;
+pub mod readme;
 pub mod tools;
 pub mod upstream;
 
