@@ -90,6 +90,9 @@ pub struct ServeConfig {
     pub policy: PolicyConfig,
 
     #[command(flatten)]
+    pub tasks: TaskConfig,
+
+    #[command(flatten)]
     pub upstream: UpstreamConfig,
     // weather-example:begin
     #[command(flatten)]
@@ -284,6 +287,37 @@ pub struct PolicyConfig {
     #[cfg(feature = "bench")]
     #[arg(long, env = "MCP_BENCH_GUARD_OFF", hide = true)]
     pub bench_guard_off: bool,
+}
+
+/// Tasks: tool calls that run on after their request (tools whose policy allows it).
+#[derive(Debug, Clone, Args)]
+pub struct TaskConfig {
+    /// Seconds a task's result stays readable beyond its tool's timeout: a task is kept (its
+    /// `ttlMs`) for the tool's timeout plus this.
+    #[arg(long, env = "MCP_TASK_RESULT_TTL", default_value = "600", value_name = "SECONDS",
+          value_parser = seconds_in(1..=86_400))]
+    pub task_result_ttl: Duration,
+
+    /// Tasks the server holds at once, running or holding a result.
+    #[arg(long, env = "MCP_MAX_TASKS", default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks: u32,
+
+    /// Tasks one caller holds at once.
+    #[arg(long, env = "MCP_MAX_TASKS_PER_CLIENT", default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks_per_client: u32,
+}
+
+impl TaskConfig {
+    pub fn limits(&self) -> crate::tasks::TaskLimits {
+        crate::tasks::TaskLimits {
+            result_ttl: self.task_result_ttl,
+            poll_interval: Duration::from_secs(1),
+            max_total: self.max_tasks as usize,
+            max_per_caller: self.max_tasks_per_client as usize,
+        }
+    }
 }
 
 impl ServeConfig {

@@ -15,11 +15,13 @@ pub mod healthcheck;
 )]
 pub mod http;
 mod periodic;
+pub mod progress;
 pub mod prompts;
 pub mod resources;
 pub mod server;
 pub mod shutdown;
 pub mod stdio;
+pub mod tasks;
 pub mod telemetry;
 mod tools;
 pub mod upstream;
@@ -65,6 +67,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         weather::OpenMeteo::new(upstream, &config.weather),
         // weather-example:end
         shutdown.clone(),
+        tasks::Tasks::new(
+            Arc::new(tasks::MemoryStore::default()),
+            config.tasks.limits(),
+            shutdown.clone(),
+        ),
         &overrides,
         stdio_principal,
     )

@@ -17,10 +17,11 @@ use rmcp::{
         tool::ToolCallContext,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, CreateTaskResult,
+        DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
         Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
         ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-        ReadResourceResponse, RequestId, ServerCapabilities, ServerConfig, Tool,
+        ReadResourceResponse, RequestId, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
     },
     service::RequestContext,
 };
@@ -28,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Principal,
-    guard::{self, Decision, Guard, Overrides},
+    guard::{self, Decision, Guard, Overrides, TaskSupport},
     shutdown::Shutdown,
+    tasks::Tasks,
     telemetry::clip,
     upstream::Upstream,
 };
@@ -85,6 +87,8 @@ pub struct McpServer {
     pub(crate) weather: OpenMeteo,
     // weather-example:end
     shutdown: Shutdown,
+    /// Tool calls running on as tasks, and their results.
+    tasks: Tasks,
     /// Who calls over stdio: from the environment at startup (HTTP callers bring their own).
     stdio_principal: Principal,
     started: Instant,
@@ -98,19 +102,22 @@ impl McpServer {
         weather: OpenMeteo,
         // weather-example:end
         shutdown: Shutdown,
+        tasks: Tasks,
         overrides: &Overrides,
         stdio_principal: Principal,
     ) -> Result<Self, String> {
         let (tools, policies) = crate::tools::catalog();
+        let guard = Guard::new(policies, overrides)?;
         Ok(Self {
             tools: Arc::new(tools),
             prompts: Arc::new(crate::prompts::router()),
-            guard: Arc::new(Guard::new(policies, overrides)?),
+            guard: Arc::new(guard),
             upstream,
             // weather-example:begin
             weather,
             // weather-example:end
             shutdown,
+            tasks,
             stdio_principal,
             started: Instant::now(),
         })
@@ -144,12 +151,13 @@ impl McpServer {
         }
     }
 
-    pub(crate) fn status(&self) -> crate::tools::Status {
+    pub(crate) async fn status(&self) -> crate::tools::Status {
         crate::tools::Status {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_s: self.started.elapsed().as_secs(),
             in_flight: self.shutdown.in_flight(),
             rate_limit_buckets: self.guard.limits().live_keys(),
+            tasks: self.tasks.held().await,
         }
     }
 
@@ -166,9 +174,11 @@ impl McpServer {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
+        // Reading or cancelling a task is instant and still served once the drain ran out.
+        let abortable = !method.starts_with("tasks/");
         let ((decision, outcome), result) = tokio::select! {
             result = work => (classify(&result), result),
-            _ = self.shutdown.aborted() => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
+            _ = self.shutdown.aborted(), if abortable => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
             _ = seen.cancelled.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
         let decision = decision.map(Decision::as_str);
@@ -214,6 +224,34 @@ impl McpServer {
     }
 }
 
+impl McpServer {
+    /// Answers with a task and runs the call in the background, under the tool's timeout, as
+    /// the caller's task: its cancellation token is the task's, and the tool finds the task's
+    /// handle in the request's extensions (through [`crate::progress::Progress`]).
+    async fn start_task(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+        timeout: std::time::Duration,
+    ) -> Result<(Decision, &'static str, CallToolResponse), ErrorData> {
+        let principal = self.principal(&context).clone();
+        let server = self.clone();
+        let tool = request.name.clone();
+        let started = self
+            .tasks
+            .start(&principal.key, &principal.subject, &tool, timeout, move |handle, cancelled| {
+                context.ct = cancelled;
+                context.extensions.insert(handle);
+                async move { server.tools.call(ToolCallContext::new(&server, request, context)).await }
+            })
+            .await?;
+        Ok(match started {
+            Ok(task) => (Decision::Allowed, "task_started", CreateTaskResult::new(task).into()),
+            Err(refused) => (Decision::Allowed, "task_refused", refused.into()),
+        })
+    }
+}
+
 fn ok<T>(result: &Result<T, ErrorData>) -> (Option<Decision>, &'static str) {
     (None, if result.is_ok() { "ok" } else { "error" })
 }
@@ -254,12 +292,17 @@ pub const REFUSED_WHILE_DRAINING: &str =
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        #[allow(unused_mut, reason = "only the conformance fixtures extend them")]
-        let mut capabilities = ServerCapabilities::builder()
+        let builder = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
-            .enable_prompts()
-            .build();
+            .enable_prompts();
+        // The tasks extension, when some tool may run as a task.
+        #[allow(unused_mut, reason = "only the conformance fixtures extend them")]
+        let mut capabilities = if self.guard.task_tools().next().is_some() {
+            builder.enable_tasks().build()
+        } else {
+            builder.build()
+        };
         #[cfg(feature = "conformance")]
         crate::conformance::extend(&mut capabilities);
         ServerConfig::new(capabilities)
@@ -365,10 +408,19 @@ impl ServerHandler for McpServer {
                 return Ok((Decision::Allowed, "ok", response));
             }
             let principal = self.principal(&context);
+            let client_takes_tasks = context.client_capabilities().is_some_and(|c| c.supports_tasks());
+            if self.guard.task_support(tool) == Some(TaskSupport::Required) && !client_takes_tasks {
+                return Err(ErrorData::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
             let policy = match self.guard.admit(tool, principal, request.arguments.as_ref()) {
                 Ok(policy) => policy,
                 Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
             };
+            if policy.task != TaskSupport::Forbidden && client_takes_tasks && (policy.task_when)(&request) {
+                return self.start_task(request, context, policy.timeout).await;
+            }
             let call = self.tools.call(ToolCallContext::new(self, request, context));
             match tokio::time::timeout(policy.timeout, call).await {
                 Ok(response) => {
@@ -384,6 +436,44 @@ impl ServerHandler for McpServer {
             }
         });
         called.await.map(|(_, _, response)| response)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let owner = &self.principal(&context).key;
+        self.observe("tasks/get", Some(&request.task_id), self.seen(&context), ok, async {
+            self.tasks.get(&request.task_id, owner).await.map(GetTaskResult::new)
+        })
+        .await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let owner = &self.principal(&context).key;
+        self.observe("tasks/cancel", Some(&request.task_id), self.seen(&context), ok, async {
+            self.tasks.cancel(&request.task_id, owner).await
+        })
+        .await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let owner = &self.principal(&context).key;
+        self.observe("tasks/update", Some(&request.task_id), self.seen(&context), ok, async {
+            self.tasks
+                .update(&request.task_id, owner, request.input_responses)
+                .await
+        })
+        .await
     }
 
     async fn list_resources(

@@ -3,12 +3,14 @@
 //! A signal flips the phase to `Draining`: readiness answers 503 and new requests are
 //! refused, while requests already running keep going. They get the drain timeout to finish;
 //! whatever is still running then is cancelled (it answers with an error, so nothing is left
-//! hanging) and the process exits 0.
+//! hanging) and the process exits 0. Tasks count as running work; while draining, clients may
+//! still read and cancel their tasks (`tasks/*`), and a task ended by the drain stays readable
+//! for a moment before the process exits.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -38,6 +40,9 @@ struct Inner {
     /// Fires when the grace period is over: requests still running must stop.
     abort: CancellationToken,
     drain_timeout: Duration,
+    /// How long to keep answering after the grace period, so pollers can read why their task
+    /// ended (set by tasks the drain ended).
+    linger_ms: AtomicU64,
 }
 
 /// Held by each request from its arrival until its answer has left (transports hold it);
@@ -63,6 +68,7 @@ impl Shutdown {
                 idle: Notify::new(),
                 abort: CancellationToken::new(),
                 drain_timeout,
+                linger_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -99,6 +105,22 @@ impl Shutdown {
         (!self.is_draining()).then_some(guard)
     }
 
+    /// Registers a request that is served even while draining: reading or cancelling a task,
+    /// which a client needs most when the server is about to go.
+    pub fn track_always(&self) -> InFlight {
+        self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Keeps answering for `period` after the drain, before the process exits.
+    pub fn linger(&self, period: Duration) {
+        self.inner
+            .linger_ms
+            .fetch_max(period.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::SeqCst)
     }
@@ -133,6 +155,15 @@ impl Shutdown {
             );
             self.inner.abort.cancel();
             let _ = tokio::time::timeout(CANCEL_SETTLE, self.idle()).await;
+            let linger = Duration::from_millis(self.inner.linger_ms.load(Ordering::SeqCst));
+            if !linger.is_zero() {
+                tracing::info!(
+                    event = "drain_linger",
+                    linger_ms = linger.as_millis() as u64,
+                    "keeping the ended tasks readable before exiting"
+                );
+                tokio::time::sleep(linger).await;
+            }
         }
         tracing::info!(
             event = "drain_finished",

@@ -212,7 +212,14 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                         }
                         _ => {}
                     }
-                    let Some(in_flight) = self.shutdown.track() else {
+                    let in_flight = match &request.request {
+                        // Tasks stay readable while draining: their owners need them most then.
+                        ClientRequest::GetTaskRequest(_)
+                        | ClientRequest::CancelTaskRequest(_)
+                        | ClientRequest::UpdateTaskRequest(_) => Some(self.shutdown.track_always()),
+                        _ => self.shutdown.track(),
+                    };
+                    let Some(in_flight) = in_flight else {
                         self.reply_error(Some(request.id), shutting_down(REFUSED_WHILE_DRAINING))
                             .await;
                         continue;

@@ -57,6 +57,7 @@ async fn reads_the_server_state(client: &Client, context: &str) {
         "{context}: this call is in flight: {state}"
     );
     assert!(state["rate_limit_buckets"].is_u64(), "{context}: {state}");
+    assert!(state["tasks"].is_u64(), "{context}: {state}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject};
 use serde_json::json;
 
-pub use policy::{Rate, ToolPolicy};
+pub use policy::{Rate, TaskSupport, ToolPolicy};
 pub use rate_limit::{EdgeLimits, RateLimits};
 
 use crate::auth::Principal;
@@ -109,6 +109,16 @@ impl Guard {
             .filter(|p| p.scope.is_none_or(|s| principal.has_scope(s)))
     }
 
+    /// Whether a tool's calls run as tasks; `None` for an unknown tool.
+    pub fn task_support(&self, tool: &str) -> Option<TaskSupport> {
+        self.policies.get(tool).map(|p| p.task)
+    }
+
+    /// The tools whose calls may run as tasks.
+    pub fn task_tools(&self) -> impl Iterator<Item = &ToolPolicy> {
+        self.policies.values().filter(|p| p.task != TaskSupport::Forbidden)
+    }
+
     /// The scope a tool needs, if it exists and needs one.
     pub fn required_scope(&self, tool: &str) -> Option<&'static str> {
         self.policies.get(tool).and_then(|p| p.scope)
@@ -162,7 +172,8 @@ fn unknown(tool: &str) -> String {
     format!("no tool named '{tool}'")
 }
 
-fn refusal(message: String) -> CallToolResult {
+/// A tool result that refuses the call, saying why.
+pub(crate) fn refusal(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 

@@ -1,9 +1,10 @@
-//! What a tool declares beside its code: the scope it needs, its rate quota, its timeout, and
-//! the type its arguments must parse and validate as (the catalog adds the tool's schema).
+//! What a tool declares beside its code: the scope it needs, its rate quota, its timeout,
+//! whether it runs as a task, and the type its arguments must parse and validate as (the
+//! catalog adds the tool's schema).
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use rmcp::model::JsonObject;
+use rmcp::model::{CallToolRequestParams, JsonObject};
 use serde::de::DeserializeOwned;
 use validator::Validate;
 
@@ -16,6 +17,11 @@ pub struct ToolPolicy {
     pub scope: Option<&'static str>,
     pub quota: Rate,
     pub timeout: Duration,
+    /// Whether a call may (or must) run as a task: answered at once with a task the client
+    /// polls (`tasks/get`), the work going on in the background under the same timeout.
+    pub task: TaskSupport,
+    /// Of the calls a task may serve, which ones become tasks (default: all).
+    pub task_when: fn(&CallToolRequestParams) -> bool,
     /// Checks the arguments; the error lists every violation.
     pub(super) arguments: ArgumentCheck,
 }
@@ -32,6 +38,8 @@ impl ToolPolicy {
                 burst: 10,
             },
             timeout: Duration::from_secs(30),
+            task: TaskSupport::Forbidden,
+            task_when: |_| true,
             arguments: ArgumentCheck::of::<A>(),
         }
     }
@@ -51,12 +59,36 @@ impl ToolPolicy {
         self
     }
 
+    /// Lets calls run as tasks (for clients that declare the tasks extension), or requires it.
+    pub fn task(mut self, support: TaskSupport) -> Self {
+        self.task = support;
+        self
+    }
+
+    /// Runs as a task only the calls `when` picks (e.g. a batch past some size, or the last
+    /// round of a multi-round call); the rest answer in the request.
+    pub fn task_when(mut self, when: fn(&CallToolRequestParams) -> bool) -> Self {
+        self.task_when = when;
+        self
+    }
+
     /// Checks arguments against `schema`, the tool's advertised input schema, before parsing
     /// them; the catalog sets it for every tool. Compiled here, once.
     pub fn input_schema(mut self, schema: &JsonObject) -> Result<Self, String> {
         self.arguments = self.arguments.with_schema(schema)?;
         Ok(self)
     }
+}
+
+/// Whether a tool's calls run as tasks (the `io.modelcontextprotocol/tasks` extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// Always answered within the request.
+    Forbidden,
+    /// A task when the client declares the tasks extension; otherwise answered in the request.
+    Optional,
+    /// Only as a task: a client without the tasks extension is refused (-32021).
+    Required,
 }
 
 /// A rate quota: one call replenished every `per`, up to `burst` calls at once.

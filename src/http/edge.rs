@@ -89,7 +89,10 @@ impl Edge {
         let (mut parts, body) = request.into_parts();
         self.unambiguous(&parts.headers, &parts.uri)?;
         self.host_origin.check(&parts.headers, &parts.uri, &self.refusals)?;
-        let in_flight = if parts.method == Method::POST {
+        let in_flight = if parts.method == Method::POST && is_task_request(&parts.headers) {
+            // Tasks stay readable while draining: their owners need them most then.
+            Some(self.shutdown.track_always())
+        } else if parts.method == Method::POST {
             Some(self.shutdown.track().ok_or_else(refused)?)
         } else if self.shutdown.is_draining() {
             return Err(refused());
@@ -340,4 +343,13 @@ impl Edge {
         });
         response
     }
+}
+
+/// A 2026-07-28 request for `tasks/*`, by its `Mcp-Method` header (which rmcp checks against
+/// the body). Session requests carry no such header, and are refused while draining.
+fn is_task_request(headers: &HeaderMap) -> bool {
+    headers
+        .get("mcp-method")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| m.trim().starts_with("tasks/"))
 }

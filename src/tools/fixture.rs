@@ -1,7 +1,9 @@
-//! `fetch_fixture`: a test-only tool (cargo feature `fixtures`, which `make test` turns on and
-//! no production build has). It GETs one URL through the shared upstream client, so the
-//! protocol tests in tests/upstream.rs prove retries, time limits, cancellation and the SSRF
-//! guard whatever tools a project has.
+//! Test-only tools (cargo feature `fixtures`, which `make test` turns on and no production
+//! build has), so the protocol tests prove the shared machinery whatever tools a project has:
+//! - `fetch_fixture` GETs one URL through the shared upstream client (tests/upstream.rs:
+//!   retries, time limits, cancellation, the SSRF guard);
+//! - `fetch_fixture_many` GETs it several times, one after another, reporting progress and
+//!   running as a task for clients that take tasks (tests/tasks.rs).
 
 use std::time::Duration;
 
@@ -12,13 +14,21 @@ use serde::Deserialize;
 use validator::Validate;
 
 use crate::{
-    guard::{Rate, ToolPolicy},
+    guard::{Rate, TaskSupport, ToolPolicy},
+    progress::Progress,
     server::McpServer,
 };
 
+pub fn tools() -> [(rmcp::handler::server::router::tool::ToolRouter<McpServer>, ToolPolicy); 2] {
+    [
+        (McpServer::fixture_router(), policy()),
+        (McpServer::fixture_many_router(), many_policy()),
+    ]
+}
+
 /// Any caller, generous quota (tests override it when they test quotas); 20 s covers the
 /// upstream's own attempt timeout plus a retry, like a real upstream tool.
-pub fn policy() -> ToolPolicy {
+fn policy() -> ToolPolicy {
     ToolPolicy::new::<FetchRequest>("fetch_fixture")
         .quota(Rate::per(100, Duration::from_secs(1), 100))
         .timeout(Duration::from_secs(20))
@@ -40,5 +50,50 @@ impl McpServer {
         let url = Url::parse(&request.url).map_err(|e| format!("not a URL: {e}"))?;
         let answer = self.upstream.get(url).send().await?;
         Ok(String::from_utf8_lossy(answer.body()).into_owned())
+    }
+}
+
+/// As `fetch_fixture`, and a task when the client takes tasks.
+fn many_policy() -> ToolPolicy {
+    ToolPolicy::new::<FetchManyRequest>("fetch_fixture_many")
+        .quota(Rate::per(100, Duration::from_secs(1), 100))
+        .timeout(Duration::from_secs(20))
+        .task(TaskSupport::Optional)
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct FetchManyRequest {
+    /// The URL to GET.
+    #[validate(length(min = 1, max = 2000))]
+    pub url: String,
+    /// How many times, one after another (1 to 50).
+    #[validate(range(min = 1, max = 50))]
+    pub times: u32,
+}
+
+#[tool_router(router = fixture_many_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Test fixture: GET a URL several times through the upstream client, reporting progress;
+    /// returns the bodies, one per line.
+    #[tool(annotations(read_only_hint = true, open_world_hint = true))]
+    pub async fn fetch_fixture_many(
+        &self,
+        Parameters(request): Parameters<FetchManyRequest>,
+        progress: Progress,
+    ) -> Result<String, String> {
+        let url = Url::parse(&request.url).map_err(|e| format!("not a URL: {e}"))?;
+        let mut bodies = Vec::new();
+        for done in 1..=request.times {
+            if progress.stopped() {
+                return Err("cancelled".into());
+            }
+            let answer = self.upstream.get(url.clone()).send().await?;
+            bodies.push(String::from_utf8_lossy(answer.body()).into_owned());
+            progress
+                .report(done, request.times, format!("{done} of {} fetched", request.times))
+                .await;
+        }
+        Ok(bodies.join("\n"))
     }
 }

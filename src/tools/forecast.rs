@@ -23,7 +23,7 @@ pub fn policy() -> ToolPolicy {
 }
 
 /// Letters, spaces and the punctuation place names use; no digits or markup.
-static PLACE_NAME: LazyLock<Regex> =
+pub(crate) static PLACE_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"]+$"#).expect("a valid pattern"));
 
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
@@ -38,7 +38,7 @@ pub struct ForecastRequest {
     pub days: u8,
 }
 
-fn default_days() -> u8 {
+pub(crate) fn default_days() -> u8 {
     3
 }
 
@@ -79,14 +79,21 @@ impl McpServer {
         &self,
         Parameters(request): Parameters<ForecastRequest>,
     ) -> Result<Json<Forecast>, String> {
-        let city = request.city.trim();
+        self.forecast_for(&request.city, request.days).await.map(Json)
+    }
+}
+
+impl McpServer {
+    /// The forecast for one city: two upstream calls (find the place, then its forecast).
+    pub(crate) async fn forecast_for(&self, city: &str, days: u8) -> Result<Forecast, String> {
+        let city = city.trim();
         let place = self
             .weather
             .geocode(city)
             .await?
             .ok_or_else(|| format!("no place named '{city}' was found; check the spelling or add the country"))?;
-        let (timezone, days) = self.weather.daily(&place, request.days).await?;
-        Ok(Json(Forecast {
+        let (timezone, days) = self.weather.daily(&place, days).await?;
+        Ok(Forecast {
             city: place.name,
             country: place.country,
             latitude: place.latitude,
@@ -106,6 +113,6 @@ impl McpServer {
                     weather_code: d.weather_code,
                 })
                 .collect(),
-        }))
+        })
     }
 }

@@ -4,6 +4,7 @@
 
 // weather-example:begin
 mod forecast;
+mod forecasts;
 // weather-example:end
 mod formats;
 mod status;
@@ -31,6 +32,7 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     let mut tools = vec![
         // weather-example:begin
         (McpServer::forecast_router(), forecast::policy()),
+        (McpServer::forecasts_router(), forecasts::policy()),
         // weather-example:end
         (McpServer::units_router(), units::policy()),
         (McpServer::status_router(), status::policy()),
@@ -38,7 +40,7 @@ pub(crate) fn catalog() -> (ToolRouter<McpServer>, Vec<ToolPolicy>) {
     #[cfg(feature = "conformance")]
     tools.extend(crate::conformance::tools());
     #[cfg(feature = "fixtures")]
-    tools.push((McpServer::fixture_router(), fixture::policy()));
+    tools.extend(fixture::tools());
     let mut router = ToolRouter::new();
     let mut policies = Vec::new();
     for (mut tool, mut policy) in tools {

@@ -26,6 +26,8 @@ pub struct Status {
     pub in_flight: usize,
     /// Rate-limit buckets held in memory (one per active caller and tool).
     pub rate_limit_buckets: usize,
+    /// Tasks held: running, or keeping their result until their TTL.
+    pub tasks: usize,
 }
 
 #[tool_router(router = status_router, vis = "pub(crate)")]
@@ -33,6 +35,6 @@ impl McpServer {
     /// Operational status of this server process: version, uptime, load and rate-limit state.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn server_status(&self) -> Json<Status> {
-        Json(self.status())
+        Json(self.status().await)
     }
 }

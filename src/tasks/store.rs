@@ -1,0 +1,207 @@
+//! Where task state lives, behind one small interface: what `tasks/get` reads and what a
+//! running task writes. The default keeps it in this process; a shared store (every replica
+//! reading the same tasks) implements the same trait, and neither tools nor the runtime change.
+//!
+//! A store only holds state. Running the work, and the channels a running task listens on,
+//! belong to the process that runs it ([`super::Tasks`]).
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use rmcp::model::{DetailedTask, InputRequests, TaskPayload};
+
+/// What a store's methods return: a shared store answers over the network.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One task as stored: its state on the wire, whose it is, and when it goes.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub task: DetailedTask,
+    /// The principal that created it (its rate-limit key); nobody else sees it.
+    pub owner: String,
+    pub tool: String,
+    /// Unix milliseconds after which the record is dropped (`createdAt + ttlMs`).
+    pub expires_at_ms: u64,
+    pub cancel_requested: bool,
+}
+
+/// A change to a stored task.
+pub enum Change {
+    StatusMessage(String),
+    /// The client input the task waits for (empty: none), as `tasks/get` shows it.
+    InputRequests(InputRequests),
+    /// The final state: completed, failed or cancelled. A task already final keeps its state.
+    Finish(TaskPayload),
+}
+
+/// Why a new task was not stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Full {
+    /// The owner holds `limit` tasks already.
+    Owner { limit: usize },
+    /// The server holds `limit` tasks already.
+    Server { limit: usize },
+}
+
+pub trait TaskStore: Send + Sync {
+    /// Stores `record` unless its owner, or the server, already holds as many tasks as allowed
+    /// (tasks count until they expire, finished or not: their results take memory too).
+    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), Full>>;
+
+    /// The task `id` if `owner` created it and it has not expired; another owner's task is
+    /// reported exactly as a missing one.
+    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>>;
+
+    /// Applies `change` to task `id` (whoever owns it: the runtime calls this).
+    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, ()>;
+
+    /// Marks `owner`'s task `id` as asked to stop; `None` if it is not theirs or is gone.
+    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>>;
+
+    /// Drops expired tasks; returns how many.
+    fn sweep(&self) -> BoxFuture<'_, usize>;
+
+    /// Tasks held (for the status tool and tests).
+    fn held(&self) -> BoxFuture<'_, usize>;
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The default: tasks in this process's memory, bounded by the caps and TTLs.
+#[derive(Default)]
+pub struct MemoryStore {
+    tasks: Mutex<HashMap<String, TaskRecord>>,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, TaskRecord>) -> T) -> T {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        tasks.retain(|_, record| record.expires_at_ms > now);
+        f(&mut tasks)
+    }
+}
+
+impl TaskStore for MemoryStore {
+    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), Full>> {
+        let stored = self.with(|tasks| {
+            if tasks.len() >= total {
+                return Err(Full::Server { limit: total });
+            }
+            if tasks.values().filter(|r| r.owner == record.owner).count() >= per_owner {
+                return Err(Full::Owner { limit: per_owner });
+            }
+            tasks.insert(record.task.task.task_id.clone(), record);
+            Ok(())
+        });
+        Box::pin(std::future::ready(stored))
+    }
+
+    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>> {
+        let found = self.with(|tasks| tasks.get(id).filter(|r| r.owner == owner).cloned());
+        Box::pin(std::future::ready(found))
+    }
+
+    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, ()> {
+        self.with(|tasks| {
+            if let Some(record) = tasks.get_mut(id) {
+                apply(&mut record.task, change);
+            }
+        });
+        Box::pin(std::future::ready(()))
+    }
+
+    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>> {
+        let found = self.with(|tasks| {
+            let record = tasks.get_mut(id).filter(|r| r.owner == owner)?;
+            record.cancel_requested = true;
+            Some(record.clone())
+        });
+        Box::pin(std::future::ready(found))
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, usize> {
+        let before = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let after = self.with(|tasks| tasks.len());
+        Box::pin(std::future::ready(before.saturating_sub(after)))
+    }
+
+    fn held(&self) -> BoxFuture<'_, usize> {
+        Box::pin(std::future::ready(self.with(|tasks| tasks.len())))
+    }
+}
+
+/// A change as every store applies it; a final state is never replaced.
+pub fn apply(task: &mut DetailedTask, change: Change) {
+    if task.status().is_terminal() {
+        return;
+    }
+    match change {
+        Change::StatusMessage(message) => task.task.status_message = Some(message),
+        Change::InputRequests(requests) if requests.is_empty() => task.payload = TaskPayload::Working,
+        Change::InputRequests(input_requests) => task.payload = TaskPayload::InputRequired { input_requests },
+        Change::Finish(payload) => task.payload = payload,
+    }
+    task.task.status = task.payload.status();
+    task.task.last_updated_at = rmcp::task_manager::current_timestamp();
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{Task, TaskStatus};
+
+    use super::*;
+
+    fn record(id: &str, owner: &str, expires_at_ms: u64) -> TaskRecord {
+        let task = Task::new(id, TaskStatus::Working, "t", "t");
+        TaskRecord {
+            task: DetailedTask::new(task, TaskPayload::Working),
+            owner: owner.into(),
+            tool: "tool".into(),
+            expires_at_ms,
+            cancel_requested: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn caps_owners_hides_others_tasks_and_drops_expired_ones() {
+        let store = MemoryStore::default();
+        let later = now_ms() + 60_000;
+        store.create(record("a1", "alice", later), 2, 3).await.unwrap();
+        store.create(record("a2", "alice", later), 2, 3).await.unwrap();
+        assert_eq!(
+            store.create(record("a3", "alice", later), 2, 3).await,
+            Err(Full::Owner { limit: 2 })
+        );
+        store.create(record("b1", "bob", later), 2, 3).await.unwrap();
+        assert_eq!(
+            store.create(record("b2", "bob", later), 2, 3).await,
+            Err(Full::Server { limit: 3 })
+        );
+        assert!(store.get("a1", "alice").await.is_some());
+        assert!(store.get("a1", "bob").await.is_none());
+        assert!(store.request_cancel("a1", "bob").await.is_none());
+
+        store.create(record("old", "carol", now_ms() - 1), 2, 10).await.unwrap();
+        assert!(store.get("old", "carol").await.is_none(), "expired tasks are gone");
+        assert_eq!(store.held().await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_final_state_is_kept() {
+        let store = MemoryStore::default();
+        store.create(record("t", "o", now_ms() + 60_000), 1, 1).await.unwrap();
+        store.update("t", Change::Finish(TaskPayload::Cancelled)).await;
+        store.update("t", Change::StatusMessage("late".into())).await;
+        let task = store.get("t", "o").await.unwrap().task;
+        assert_eq!(task.status(), TaskStatus::Cancelled);
+        assert_eq!(task.task.status_message, None);
+    }
+}
