@@ -23,8 +23,8 @@ pub fn policy() -> ToolPolicy {
 }
 
 /// Letters, spaces and the punctuation place names use; no digits or markup.
-pub(crate) static PLACE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"]+$"#).expect("a valid pattern"));
+pub(crate) const PLACE_NAME_PATTERN: &str = r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"]+$"#;
+static PLACE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(PLACE_NAME_PATTERN).expect("a valid pattern"));
 
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use super::forecast::{Forecast, PLACE_NAME, default_days};
+use super::forecast::{Forecast, PLACE_NAME_PATTERN, default_days};
 use crate::{
     guard::{Rate, TaskSupport, ToolPolicy},
     progress::Progress,
@@ -21,12 +21,12 @@ use crate::{
 /// flood the upstream API.
 const CONCURRENCY: usize = 4;
 
-/// Any caller, like `get_forecast`; 6 batches a minute (bursts of 2), since a batch costs up to
-/// 40 upstream requests; two minutes for 20 cities even when the upstream is slow; a task when
+/// Any caller, like `get_forecast`; 10 batches a minute (bursts of 3), since a batch costs up
+/// to 40 upstream requests; two minutes for 20 cities even when the upstream is slow; a task when
 /// the client takes tasks.
 pub fn policy() -> ToolPolicy {
     ToolPolicy::new::<ForecastsRequest>("get_forecasts")
-        .quota(Rate::per(6, Duration::from_secs(60), 2))
+        .quota(Rate::per(10, Duration::from_secs(60), 3))
         .timeout(Duration::from_secs(120))
         .task(TaskSupport::Optional)
 }
@@ -35,8 +35,7 @@ pub fn policy() -> ToolPolicy {
 #[serde(deny_unknown_fields)]
 pub struct ForecastsRequest {
     /// City names, e.g. ["Berlin", "São Paulo"] (1 to 20).
-    #[validate(length(min = 1, max = 20), nested)]
-    #[schemars(length(min = 1, max = 20))]
+    #[validate(length(min = 1, max = 20))]
     pub cities: Vec<City>,
     /// Number of days to forecast for each city, starting today (1 to 16).
     #[serde(default = "default_days")]
@@ -44,11 +43,13 @@ pub struct ForecastsRequest {
     pub days: u8,
 }
 
-/// A city name.
-#[derive(Debug, Serialize, Deserialize, JsonSchema, Validate)]
+/// A city name. Its rules are in its schema, which every call's arguments are checked against
+/// (a rule of `validator` here would name the field inside, `cities[1].name`, a second time).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
+#[schemars(inline)]
 pub struct City {
-    #[validate(length(min = 1, max = 100), regex(path = *PLACE_NAME))]
+    #[schemars(length(min = 1, max = 100), regex(pattern = PLACE_NAME_PATTERN))]
     pub name: String,
 }
 
