@@ -56,7 +56,8 @@ pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
 const INSTRUCTIONS: &str = concat!(
     // weather-example:begin
     "Weather tools. get_forecast(city, days) returns a daily forecast (°C, mm, conditions) for \
-     up to 16 days. The weather://codes resource explains the weather codes in forecasts. The \
+     up to 16 days; get_forecasts(cities, days) does the same for up to 20 cities at once. The \
+     weather://codes resource explains the weather codes in forecasts. The \
      plan_outdoor_activity prompt plans an activity around the forecast. ",
     // weather-example:end
     "convert_temperature converts a temperature between celsius, fahrenheit and kelvin.",
