@@ -32,7 +32,9 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(BoundedStderr);
+        .with_writer(BoundedStderr {
+            pretty: config.log_format == LogFormat::Pretty,
+        });
     match config.log_format {
         LogFormat::Json => builder
             .json()
@@ -66,14 +68,18 @@ pub fn clip(text: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
 }
 
-/// stderr, one formatted event per write, each at most [`MAX_LINE_BYTES`].
-struct BoundedStderr;
+/// stderr, one formatted event per write, each at most [`MAX_LINE_BYTES`]; a longer one is
+/// replaced by a short line in the same format.
+#[derive(Clone, Copy)]
+struct BoundedStderr {
+    pretty: bool,
+}
 
 impl<'a> MakeWriter<'a> for BoundedStderr {
     type Writer = BoundedStderr;
 
     fn make_writer(&'a self) -> Self::Writer {
-        BoundedStderr
+        *self
     }
 }
 
@@ -82,6 +88,12 @@ impl Write for BoundedStderr {
         let mut stderr = std::io::stderr().lock();
         if line.len() <= MAX_LINE_BYTES {
             stderr.write_all(line)?;
+        } else if self.pretty {
+            writeln!(
+                stderr,
+                " WARN log_line_too_long: a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})",
+                line.len()
+            )?;
         } else {
             writeln!(
                 stderr,

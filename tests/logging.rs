@@ -129,7 +129,11 @@ async fn pretty_logs_stay_off_stdout() {
     assert!(stderr.iter().any(|l| l.contains("handled tools/call")), "{stderr:?}");
     assert!(
         stderr.iter().all(|l| serde_json::from_str::<Value>(l).is_err()),
-        "pretty format is not JSON"
+        "pretty format is not JSON: {:?}",
+        stderr
+            .iter()
+            .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+            .collect::<Vec<_>>()
     );
 }
 
