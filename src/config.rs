@@ -93,6 +93,9 @@ pub struct ServeConfig {
     pub tasks: TaskConfig,
 
     #[command(flatten)]
+    pub redis: RedisConfig,
+
+    #[command(flatten)]
     pub upstream: UpstreamConfig,
     // weather-example:begin
     #[command(flatten)]
@@ -307,6 +310,40 @@ pub struct TaskConfig {
     #[arg(long, env = "MCP_MAX_TASKS_PER_CLIENT", default_value_t = 20, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tasks_per_client: u32,
+}
+
+/// Shared state for replicas: with a Redis URL, rate limits, sessions and tasks live there.
+#[derive(Clone, Args)]
+pub struct RedisConfig {
+    /// Redis for state shared by replicas: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    #[arg(long, env = "MCP_REDIS_URL", hide_env_values = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every key this server writes, so several servers can share one Redis.
+    #[arg(long, env = "MCP_REDIS_KEY_PREFIX", default_value = "mcp:", value_name = "PREFIX")]
+    pub redis_key_prefix: String,
+
+    /// Milliseconds a Redis command may take before the request goes on without it.
+    #[arg(long, env = "MCP_REDIS_TIMEOUT", default_value = "250", value_name = "MILLISECONDS",
+          value_parser = millis_in(10..=10_000))]
+    pub redis_timeout: Duration,
+
+    /// While Redis cannot answer: `open` carries on with this replica's own state (limits per
+    /// replica), `closed` refuses tool calls and new sessions with a retryable error.
+    #[arg(long, env = "MCP_REDIS_ON_FAILURE", value_enum, default_value_t = crate::state::OnTrouble::Open)]
+    pub redis_on_failure: crate::state::OnTrouble,
+}
+
+/// The URL holds a password: never printed.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("redis_on_failure", &self.redis_on_failure)
+            .finish()
+    }
 }
 
 impl TaskConfig {

@@ -20,6 +20,7 @@ pub mod prompts;
 pub mod resources;
 pub mod server;
 pub mod shutdown;
+pub mod state;
 pub mod stdio;
 pub mod tasks;
 pub mod telemetry;
@@ -55,6 +56,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
             .map_err(|e| StartError::Config(format!("error: MCP_AUTH_TOKEN (--auth-token) is not accepted: {e}")))?,
         _ => Principal::anonymous("stdio"),
     };
+    // Shared state for replicas, when configured; otherwise everything stays in this process.
+    let redis = match &config.redis.redis_url {
+        Some(url) => Some(
+            state::Redis::connect(
+                url,
+                &config.redis.redis_key_prefix,
+                config.redis.redis_timeout,
+                config.redis.redis_on_failure,
+            )
+            .map_err(|e| StartError::Config(format!("error: {e}")))?,
+        ),
+        None => None,
+    };
+    let task_store: Arc<dyn tasks::TaskStore> = match &redis {
+        Some(redis) => Arc::new(state::tasks::RedisTaskStore::new(redis.clone())),
+        None => Arc::new(tasks::MemoryStore::default()),
+    };
     let overrides = guard::Overrides {
         quotas: config.policy.rate_limits.iter().cloned().collect(),
         timeouts: config.policy.tool_timeouts.iter().cloned().collect(),
@@ -67,15 +85,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         weather::OpenMeteo::new(upstream, &config.weather),
         // weather-example:end
         shutdown.clone(),
-        tasks::Tasks::new(
-            Arc::new(tasks::MemoryStore::default()),
-            config.tasks.limits(),
-            shutdown.clone(),
-        ),
+        tasks::Tasks::new(task_store, config.tasks.limits(), shutdown.clone()),
         &overrides,
         stdio_principal,
     )
-    .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
+    .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?
+    .with_shared(redis.clone());
     server
         .guard()
         .limits()
@@ -86,6 +101,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         transport = config.transport.name(),
         auth = ?config.auth.auth,
         drain_timeout_s = config.drain_timeout.as_secs(),
+        shared_state = if redis.is_some() { "redis" } else { "memory" },
         "starting"
     );
     match config.transport {

@@ -90,6 +90,8 @@ pub struct McpServer {
     shutdown: Shutdown,
     /// Tool calls running on as tasks, and their results.
     tasks: Tasks,
+    /// Redis, when replicas share state (`MCP_REDIS_URL`).
+    shared: Option<Arc<crate::state::Redis>>,
     /// Who calls over stdio: from the environment at startup (HTTP callers bring their own).
     stdio_principal: Principal,
     started: Instant,
@@ -119,9 +121,24 @@ impl McpServer {
             // weather-example:end
             shutdown,
             tasks,
+            shared: None,
             stdio_principal,
             started: Instant::now(),
         })
+    }
+
+    /// Shares state with other replicas through `redis`: rate limits are counted there from
+    /// now on (tasks and sessions take their stores from it when they are built).
+    pub fn with_shared(mut self, redis: Option<Arc<crate::state::Redis>>) -> Self {
+        if let Some(redis) = &redis {
+            self.guard.limits().share(redis.clone());
+        }
+        self.shared = redis;
+        self
+    }
+
+    pub fn shared(&self) -> Option<&Arc<crate::state::Redis>> {
+        self.shared.as_ref()
     }
 
     pub fn guard(&self) -> &Arc<Guard> {
@@ -421,7 +438,7 @@ impl ServerHandler for McpServer {
                     ClientCapabilities::builder().enable_tasks().build(),
                 ));
             }
-            let policy = match self.guard.admit(tool, principal, request.arguments.as_ref()) {
+            let policy = match self.guard.admit(tool, principal, request.arguments.as_ref()).await {
                 Ok(policy) => policy,
                 Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
             };

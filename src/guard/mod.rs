@@ -14,7 +14,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject};
 use serde_json::json;
 
 pub use policy::{Rate, TaskSupport, ToolPolicy};
-pub use rate_limit::{EdgeLimits, RateLimits};
+pub use rate_limit::{EdgeLimits, RateLimits, Refused};
 
 use crate::auth::Principal;
 
@@ -133,7 +133,7 @@ impl Guard {
     }
 
     /// Runs the chain for a call of `tool`; on refusal, the result to answer with.
-    pub fn admit(
+    pub async fn admit(
         &self,
         tool: &str,
         principal: &Principal,
@@ -149,16 +149,28 @@ impl Guard {
             );
             return Err(refuse(Decision::Denied, refusal(message)));
         }
-        if let Err(wait) = self.limits.check(tool, &principal.key) {
-            let retry_after_ms = wait.as_millis().max(1) as u64;
-            let mut result = refusal(format!(
-                "tool '{tool}' is rate limited for this caller; retry after {retry_after_ms} ms (quota: {})",
-                policy.quota
-            ));
-            let mut meta = MetaObject::new();
-            meta.0.insert("retryAfterMs".into(), json!(retry_after_ms));
-            result.meta = Some(meta);
-            return Err(refuse(Decision::RateLimited, result));
+        match self.limits.take(tool, &principal.key).await {
+            Ok(()) => {}
+            Err(Refused::Wait(wait)) => {
+                let retry_after_ms = wait.as_millis().max(1) as u64;
+                let mut result = refusal(format!(
+                    "tool '{tool}' is rate limited for this caller; retry after {retry_after_ms} ms (quota: {})",
+                    policy.quota
+                ));
+                let mut meta = MetaObject::new();
+                meta.0.insert("retryAfterMs".into(), json!(retry_after_ms));
+                result.meta = Some(meta);
+                return Err(refuse(Decision::RateLimited, result));
+            }
+            Err(Refused::Unavailable) => {
+                let mut result = refusal(format!(
+                    "tool '{tool}' cannot be called right now: the shared rate limits are unavailable; retry in a second"
+                ));
+                let mut meta = MetaObject::new();
+                meta.0.insert("retryAfterMs".into(), json!(1000));
+                result.meta = Some(meta);
+                return Err(refuse(Decision::RateLimited, result));
+            }
         }
         if let Err(violations) = policy.arguments.check(arguments) {
             let message = format!("invalid arguments for '{tool}': {}", violations.join("; "));

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::refusals::Refusals;
 use crate::{
     auth::{AuthError, Principal, Verifier},
-    guard::{EdgeLimits, Guard, Rate, RateLimits},
+    guard::{EdgeLimits, Guard, Rate, RateLimits, Refused},
     telemetry::clip,
 };
 
@@ -130,23 +130,35 @@ impl Gate {
         }
     }
 
-    /// The per-caller request limit, if one is set.
-    pub fn check_rate(&self, principal: &Principal, refusals: &Refusals) -> Result<(), Response> {
-        let Some(limiter) = &self.edge_limits().per_caller else {
-            return Ok(());
-        };
-        limiter.check_key(&principal.key).map_err(|not_until| {
-            let secs = retry_after(not_until);
-            refusals.record("http_rate_limited", || {
-                tracing::warn!(
-                    event = "http_rate_limited",
-                    subject = %clip(&principal.subject),
-                    retry_after_s = secs,
-                    "per-caller request limit reached"
-                );
-            });
-            too_many(format!("too many requests; retry after {secs} s"), secs)
-        })
+    /// The per-caller request limit, if one is set (on Redis when replicas share limits).
+    pub async fn check_rate(&self, principal: &Principal, refusals: &Refusals) -> Result<(), Response> {
+        match self.limits.take_http(&principal.key).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Wait(wait)) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                refusals.record("http_rate_limited", || {
+                    tracing::warn!(
+                        event = "http_rate_limited",
+                        subject = %clip(&principal.subject),
+                        retry_after_s = secs,
+                        "per-caller request limit reached"
+                    );
+                });
+                Err(too_many(format!("too many requests; retry after {secs} s"), secs))
+            }
+            Err(Refused::Unavailable) => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({
+                        "error": "temporarily_unavailable",
+                        "error_description": "the shared rate limits are unavailable; retry in a second"
+                    })),
+                )
+                    .into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                Err(response)
+            }
+        }
     }
 
     /// The scopes every request needs, and the called tool's (`tool`), when a token is in use.

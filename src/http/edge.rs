@@ -118,7 +118,7 @@ impl Edge {
             .map(|ConnectInfo(addr)| addr.ip())
             .expect("the listener records each connection's peer");
         let principal = self.gate.principal(&parts.headers, peer, &self.refusals).await?;
-        self.gate.check_rate(&principal, &self.refusals)?;
+        self.gate.check_rate(&principal, &self.refusals).await?;
 
         let session = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
         if let Some(id) = session

@@ -91,6 +91,7 @@ pub fn app(
         .with_max_request_body_bytes(max_body)
         .disable_allowed_hosts()
         .with_cancellation_token(stop);
+    let shared = server.shared().cloned();
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), rmcp_config);
 
     let edge = Arc::new(edge::Edge {
@@ -113,7 +114,7 @@ pub fn app(
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(shutdown)
+        .with_state(health::Readiness { shutdown, redis: shared })
         .merge(mcp);
     if authenticated {
         let documents = Router::new()

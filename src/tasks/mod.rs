@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub use store::{Change, Full, MemoryStore, TaskRecord, TaskStore, now_ms};
+pub use store::{BoxFuture, Change, MemoryStore, NotCreated, TaskRecord, TaskStore, Unavailable, apply, now_ms};
 
 use crate::{guard, server::SHUTTING_DOWN, shutdown::Shutdown, telemetry::clip};
 
@@ -88,7 +88,9 @@ impl Tasks {
         let every = (limits_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
         crate::periodic::every(every, &tasks.inner, |inner| {
             let store = inner.store.clone();
-            tokio::spawn(async move { store.sweep().await });
+            tokio::spawn(async move {
+                let _ = store.sweep().await;
+            });
         });
         tasks
     }
@@ -97,9 +99,9 @@ impl Tasks {
         &self.inner.limits
     }
 
-    /// Tasks held (running or holding a result).
+    /// Tasks held (running or holding a result); 0 when the store cannot say.
     pub async fn held(&self) -> usize {
-        self.inner.store.held().await
+        self.inner.store.held().await.unwrap_or(0)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
@@ -143,19 +145,20 @@ impl Tasks {
             expires_at_ms: now_ms() + ttl.as_millis() as u64,
             cancel_requested: false,
         };
-        if let Err(full) = self
+        if let Err(not_created) = self
             .inner
             .store
             .create(record, limits.max_per_caller, limits.max_total)
             .await
         {
             let ttl_s = ttl.as_secs();
-            let message = match full {
-                Full::Owner { limit } => format!(
+            let message = match not_created {
+                NotCreated::Unavailable(trouble) => return Err(unavailable(trouble)),
+                NotCreated::OwnerFull { limit } => format!(
                     "tool '{tool}' was not started: this caller already holds {limit} tasks, the most allowed; \
                      a task is kept {ttl_s} s after it starts, so retry when one expires"
                 ),
-                Full::Server { limit } => format!(
+                NotCreated::ServerFull { limit } => format!(
                     "tool '{tool}' was not started: the server holds {limit} tasks, the most it keeps; retry later"
                 ),
             };
@@ -183,6 +186,7 @@ impl Tasks {
             let _in_flight = in_flight;
             let started = Instant::now();
             let shutdown = tasks.inner.shutdown.clone();
+            let cancelled_elsewhere = tasks.cancelled_elsewhere(&id);
             let (outcome, payload) = tokio::select! {
                 done = tokio::time::timeout(timeout, work) => match done {
                     Ok(Ok(CallToolResponse::Complete(result))) => {
@@ -199,6 +203,7 @@ impl Tasks {
                     Err(_) => ("timed_out", TaskPayload::Completed { result: object(&guard::timed_out(&tool, timeout)) }),
                 },
                 _ = cancel.cancelled() => ("cancelled", TaskPayload::Cancelled),
+                _ = cancelled_elsewhere => ("cancelled", TaskPayload::Cancelled),
                 _ = shutdown.aborted() => {
                     // Long enough for a poller to read why before the process exits.
                     shutdown.linger(tasks.inner.limits.poll_interval * 2);
@@ -212,7 +217,9 @@ impl Tasks {
                 }
             };
             tasks.running().remove(&id);
-            tasks.inner.store.update(&id, Change::Finish(payload)).await;
+            if let Err(trouble) = tasks.inner.store.update(&id, Change::Finish(payload)).await {
+                tracing::error!(event = "task_state_lost", task_id = id.as_str(), error = %trouble.0, "the task's final state could not be stored");
+            }
             tracing::info!(
                 event = "task",
                 task_id = id.as_str(),
@@ -226,9 +233,28 @@ impl Tasks {
         Ok(Ok(task))
     }
 
+    /// Resolves when a shared store says task `id` was asked to stop (a `tasks/cancel` that
+    /// reached another replica); never, with a store of this process alone.
+    fn cancelled_elsewhere(&self, id: &str) -> impl Future<Output = ()> + Send + 'static {
+        let (store, id, every) = (self.inner.store.clone(), id.to_owned(), self.inner.limits.poll_interval / 2);
+        async move {
+            if !store.shared() {
+                return std::future::pending().await;
+            }
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if store.cancel_requested(&id).await == Ok(true) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// `tasks/get`: the task as it stands, if `owner` created it.
     pub async fn get(&self, id: &str, owner: &str) -> Result<DetailedTask, ErrorData> {
-        Ok(self.inner.store.get(id, owner).await.ok_or_else(|| not_found(id))?.task)
+        let found = self.inner.store.get(id, owner).await.map_err(unavailable)?;
+        Ok(found.ok_or_else(|| not_found(id))?.task)
     }
 
     /// `tasks/cancel`: stops the work if it still runs here. Acknowledged for a task already
@@ -238,6 +264,7 @@ impl Tasks {
             .store
             .request_cancel(id, owner)
             .await
+            .map_err(unavailable)?
             .ok_or_else(|| not_found(id))?;
         if let Some(running) = self.running().get(id) {
             running.cancel.cancel();
@@ -248,7 +275,8 @@ impl Tasks {
     /// `tasks/update`: hands the client's answers to the input the task waits for; answers to
     /// anything it is not waiting for are ignored.
     pub async fn update(&self, id: &str, owner: &str, answers: InputResponses) -> Result<(), ErrorData> {
-        self.inner.store.get(id, owner).await.ok_or_else(|| not_found(id))?;
+        let found = self.inner.store.get(id, owner).await.map_err(unavailable)?;
+        found.ok_or_else(|| not_found(id))?;
         let waiting = {
             let mut running = self.running();
             let Some(task) = running.get_mut(id) else {
@@ -262,15 +290,20 @@ impl Tasks {
             }
             task.waiting.clone()
         };
-        self.inner.store.update(id, Change::InputRequests(waiting)).await;
-        Ok(())
+        self.inner
+            .store
+            .update(id, Change::InputRequests(waiting))
+            .await
+            .map_err(unavailable)
     }
 }
 
 impl TaskHandle {
     /// Shows `message` as the task's `statusMessage` in `tasks/get`.
     pub async fn set_status(&self, message: String) {
-        self.tasks
+        // A status the store missed is overtaken by the next one; the work goes on.
+        let _ = self
+            .tasks
             .inner
             .store
             .update(&self.id, Change::StatusMessage(message))
@@ -300,11 +333,21 @@ impl TaskHandle {
             .inner
             .store
             .update(&self.id, Change::InputRequests(waiting))
-            .await;
+            .await
+            .map_err(unavailable)?;
         answer
             .await
             .map_err(|_| ErrorData::internal_error("the task stopped waiting for input", None))
     }
+}
+
+/// The error for a task request the (shared) store could not serve: retryable.
+fn unavailable(trouble: Unavailable) -> ErrorData {
+    ErrorData::new(
+        SHUTTING_DOWN,
+        format!("task state is unavailable right now ({}); retry in a second", trouble.0),
+        None,
+    )
 }
 
 fn not_found(id: &str) -> ErrorData {

@@ -17,7 +17,7 @@ use rmcp::model::{DetailedTask, InputRequests, TaskPayload};
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// One task as stored: its state on the wire, whose it is, and when it goes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskRecord {
     pub task: DetailedTask,
     /// The principal that created it (its rate-limit key); nobody else sees it.
@@ -39,33 +39,49 @@ pub enum Change {
 
 /// Why a new task was not stored.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Full {
+pub enum NotCreated {
     /// The owner holds `limit` tasks already.
-    Owner { limit: usize },
+    OwnerFull { limit: usize },
     /// The server holds `limit` tasks already.
-    Server { limit: usize },
+    ServerFull { limit: usize },
+    Unavailable(Unavailable),
 }
+
+/// A shared store that cannot answer now (the request may be retried).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unavailable(pub String);
 
 pub trait TaskStore: Send + Sync {
     /// Stores `record` unless its owner, or the server, already holds as many tasks as allowed
     /// (tasks count until they expire, finished or not: their results take memory too).
-    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), Full>>;
+    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), NotCreated>>;
 
     /// The task `id` if `owner` created it and it has not expired; another owner's task is
     /// reported exactly as a missing one.
-    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>>;
+    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>>;
 
     /// Applies `change` to task `id` (whoever owns it: the runtime calls this).
-    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, ()>;
+    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, Result<(), Unavailable>>;
 
     /// Marks `owner`'s task `id` as asked to stop; `None` if it is not theirs or is gone.
-    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>>;
+    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str)
+    -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>>;
 
-    /// Drops expired tasks; returns how many.
-    fn sweep(&self) -> BoxFuture<'_, usize>;
+    /// Whether task `id` was asked to stop (for the replica running it, when the ask may have
+    /// reached another one).
+    fn cancel_requested<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, Unavailable>>;
+
+    /// Whether other processes share this store (then a running task also watches it for a
+    /// cancel that reached another replica).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Drops expired tasks.
+    fn sweep(&self) -> BoxFuture<'_, Result<(), Unavailable>>;
 
     /// Tasks held (for the status tool and tests).
-    fn held(&self) -> BoxFuture<'_, usize>;
+    fn held(&self) -> BoxFuture<'_, Result<usize, Unavailable>>;
 }
 
 pub fn now_ms() -> u64 {
@@ -90,13 +106,13 @@ impl MemoryStore {
 }
 
 impl TaskStore for MemoryStore {
-    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), Full>> {
+    fn create(&self, record: TaskRecord, per_owner: usize, total: usize) -> BoxFuture<'_, Result<(), NotCreated>> {
         let stored = self.with(|tasks| {
             if tasks.len() >= total {
-                return Err(Full::Server { limit: total });
+                return Err(NotCreated::ServerFull { limit: total });
             }
             if tasks.values().filter(|r| r.owner == record.owner).count() >= per_owner {
-                return Err(Full::Owner { limit: per_owner });
+                return Err(NotCreated::OwnerFull { limit: per_owner });
             }
             tasks.insert(record.task.task.task_id.clone(), record);
             Ok(())
@@ -104,37 +120,45 @@ impl TaskStore for MemoryStore {
         Box::pin(std::future::ready(stored))
     }
 
-    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>> {
+    fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>> {
         let found = self.with(|tasks| tasks.get(id).filter(|r| r.owner == owner).cloned());
-        Box::pin(std::future::ready(found))
+        Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, ()> {
+    fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, Result<(), Unavailable>> {
         self.with(|tasks| {
             if let Some(record) = tasks.get_mut(id) {
                 apply(&mut record.task, change);
             }
         });
-        Box::pin(std::future::ready(()))
+        Box::pin(std::future::ready(Ok(())))
     }
 
-    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Option<TaskRecord>> {
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>> {
         let found = self.with(|tasks| {
             let record = tasks.get_mut(id).filter(|r| r.owner == owner)?;
             record.cancel_requested = true;
             Some(record.clone())
         });
-        Box::pin(std::future::ready(found))
+        Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn sweep(&self) -> BoxFuture<'_, usize> {
-        let before = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let after = self.with(|tasks| tasks.len());
-        Box::pin(std::future::ready(before.saturating_sub(after)))
+    fn cancel_requested<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, Unavailable>> {
+        let asked = self.with(|tasks| tasks.get(id).is_some_and(|r| r.cancel_requested));
+        Box::pin(std::future::ready(Ok(asked)))
     }
 
-    fn held(&self) -> BoxFuture<'_, usize> {
-        Box::pin(std::future::ready(self.with(|tasks| tasks.len())))
+    fn sweep(&self) -> BoxFuture<'_, Result<(), Unavailable>> {
+        self.with(|_| ());
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn held(&self) -> BoxFuture<'_, Result<usize, Unavailable>> {
+        Box::pin(std::future::ready(Ok(self.with(|tasks| tasks.len()))))
     }
 }
 
@@ -178,29 +202,29 @@ mod tests {
         store.create(record("a2", "alice", later), 2, 3).await.unwrap();
         assert_eq!(
             store.create(record("a3", "alice", later), 2, 3).await,
-            Err(Full::Owner { limit: 2 })
+            Err(NotCreated::OwnerFull { limit: 2 })
         );
         store.create(record("b1", "bob", later), 2, 3).await.unwrap();
         assert_eq!(
             store.create(record("b2", "bob", later), 2, 3).await,
-            Err(Full::Server { limit: 3 })
+            Err(NotCreated::ServerFull { limit: 3 })
         );
-        assert!(store.get("a1", "alice").await.is_some());
-        assert!(store.get("a1", "bob").await.is_none());
-        assert!(store.request_cancel("a1", "bob").await.is_none());
+        assert!(store.get("a1", "alice").await.unwrap().is_some());
+        assert!(store.get("a1", "bob").await.unwrap().is_none());
+        assert!(store.request_cancel("a1", "bob").await.unwrap().is_none());
 
         store.create(record("old", "carol", now_ms() - 1), 2, 10).await.unwrap();
-        assert!(store.get("old", "carol").await.is_none(), "expired tasks are gone");
-        assert_eq!(store.held().await, 3);
+        assert!(store.get("old", "carol").await.unwrap().is_none(), "expired tasks are gone");
+        assert_eq!(store.held().await.unwrap(), 3);
     }
 
     #[tokio::test]
     async fn a_final_state_is_kept() {
         let store = MemoryStore::default();
         store.create(record("t", "o", now_ms() + 60_000), 1, 1).await.unwrap();
-        store.update("t", Change::Finish(TaskPayload::Cancelled)).await;
-        store.update("t", Change::StatusMessage("late".into())).await;
-        let task = store.get("t", "o").await.unwrap().task;
+        store.update("t", Change::Finish(TaskPayload::Cancelled)).await.unwrap();
+        store.update("t", Change::StatusMessage("late".into())).await.unwrap();
+        let task = store.get("t", "o").await.unwrap().unwrap().task;
         assert_eq!(task.status(), TaskStatus::Cancelled);
         assert_eq!(task.task.status_message, None);
     }

@@ -7,6 +7,7 @@
 pub mod jwt;
 pub mod raw;
 pub mod readme;
+pub mod redis;
 pub mod tasks;
 pub mod tools;
 pub mod upstream;

@@ -1,0 +1,171 @@
+//! Replicas sharing state on a real Redis (`MCP_REDIS_URL`): quotas counted across replicas,
+//! tasks readable and cancellable on any replica and kept across a restart, and Redis trouble
+//! handled as configured (fail open or closed), with recovery when it comes back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CancelTaskParams, GetTaskParams, TaskStatus};
+use serde_json::{Value, json};
+use support::{
+    FakeUpstream, Generation, HttpServer, redis::RedisServer, tasks, text, upstream::DATA_BODY,
+};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+
+fn env(redis: &RedisServer, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("MCP_AUTH", "static".to_owned()),
+        ("MCP_AUTH_TOKENS", format!("{ALICE} alice; {BOB} bob")),
+        ("MCP_REDIS_URL", redis.url()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
+async fn replica(upstream: &FakeUpstream, env: &[(&'static str, String)]) -> HttpServer {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    HttpServer::start(upstream, &env).await
+}
+
+async fn fetch(server: &HttpServer, upstream: &FakeUpstream, token: &str) -> (bool, String) {
+    let client = server.connect_as(Generation::Stateless, token).await;
+    let result = support::tools::call(&client, "fetch_fixture", json!({ "url": upstream.data_url() })).await;
+    client.cancel().await.unwrap();
+    (result.is_error != Some(true), text(&result))
+}
+
+async fn readyz(server: &HttpServer) -> (u16, Value) {
+    let response = reqwest::get(server.url("/readyz")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_quota_holds_across_replicas_and_its_buckets_expire() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[("MCP_RATE_LIMITS", "fetch_fixture=5/m")]);
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    for (server, n) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4), (&a, 5)] {
+        assert!(fetch(server, &upstream, ALICE).await.0, "call {n} is within the quota");
+    }
+    for server in [&a, &b] {
+        let (ok, message) = fetch(server, &upstream, ALICE).await;
+        assert!(!ok && message.contains("rate limited"), "{message}");
+    }
+    // Another caller has a bucket of its own.
+    assert!(fetch(&b, &upstream, BOB).await.0);
+
+    // Buckets are keys that expire once full again (here: 5 calls a minute, 60 s at most).
+    let keys = redis.cli(&["--scan", "--pattern", "mcp:rl:*"]);
+    assert!(keys.lines().count() == 2, "{keys}");
+    for key in keys.lines() {
+        let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{key}: {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn tasks_are_read_and_cancelled_on_any_replica_and_outlive_a_restart() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[]);
+    let mut a = replica(&upstream, &env).await;
+    let b = replica(&upstream, &env).await;
+    let on_a = tasks::connect_http_as(&a, Generation::Stateless, ALICE).await;
+    let on_b = tasks::connect_http_as(&b, Generation::Stateless, ALICE).await;
+    let bob_on_b = tasks::connect_http_as(&b, Generation::Stateless, BOB).await;
+
+    // Started on A, finished, read on B.
+    let done = tasks::start(&on_a, "fetch_fixture_many", json!({ "url": upstream.data_url(), "times": 2 })).await;
+    let finished = tasks::finished(&on_b, &done.task_id, Duration::from_secs(10)).await;
+    assert_eq!(finished.status(), TaskStatus::Completed);
+    let unknown = bob_on_b.get_task(GetTaskParams::new(&done.task_id)).await.unwrap_err();
+    assert!(unknown.to_string().contains("no task"), "{unknown}");
+
+    // Running on A, cancelled on B: A stops it, and calls upstream no more.
+    upstream.set_delay(Duration::from_millis(200));
+    let running = tasks::start(&on_a, "fetch_fixture_many", json!({ "url": upstream.data_url(), "times": 40 })).await;
+    upstream.wait_for_data_hits(upstream.data_hits() + 2).await;
+    on_b.cancel_task(CancelTaskParams::new(&running.task_id)).await.unwrap();
+    let cancelled = tasks::finished(&on_b, &running.task_id, Duration::from_secs(5)).await;
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
+    let hits = upstream.data_hits();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(upstream.data_hits(), hits, "no upstream call after the cancel");
+
+    // A restarts (a rolling deploy): the finished task's result is still there.
+    on_a.cancel().await.unwrap();
+    a.server.terminate();
+    assert_eq!(a.server.exit_code(Duration::from_secs(10)).await, 0);
+    let a = replica(&upstream, &env).await;
+    let on_a = tasks::connect_http_as(&a, Generation::Stateless, ALICE).await;
+    let kept = tasks::get(&on_a, &done.task_id).await;
+    assert_eq!(kept.status(), TaskStatus::Completed);
+    let rmcp::model::TaskPayload::Completed { result } = &kept.payload else { unreachable!() };
+    assert_eq!(result["content"][0]["text"], [DATA_BODY; 2].join("\n"));
+
+    // Every task key expires with its task.
+    for key in redis.cli(&["--scan", "--pattern", "mcp:task*"]).lines() {
+        let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+        assert!(ttl > 0, "{key} has no expiry");
+    }
+}
+
+/// Redis stops answering: a replica failing open keeps serving with its own limits, one
+/// failing closed refuses tool calls (retryably) and reports not ready; neither holds a request
+/// past the command timeout; both recover when Redis is back, without a restart.
+#[tokio::test]
+async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
+    let mut redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let open = replica(&upstream, &env(&redis, &[("MCP_REDIS_ON_FAILURE", "open")])).await;
+    let closed = replica(&upstream, &env(&redis, &[("MCP_REDIS_ON_FAILURE", "closed")])).await;
+    for server in [&open, &closed] {
+        assert!(fetch(server, &upstream, ALICE).await.0);
+        let (status, body) = readyz(server).await;
+        assert_eq!((status, &body["redis"]), (200, &json!("up")), "{body}");
+    }
+
+    redis.stop().await;
+    let started = Instant::now();
+    let (ok, message) = fetch(&open, &upstream, ALICE).await;
+    assert!(ok, "failing open, calls go on: {message}");
+    let (ok, message) = fetch(&closed, &upstream, ALICE).await;
+    assert!(!ok && message.contains("shared rate limits are unavailable"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = readyz(&open).await;
+    assert_eq!((status, &body["redis"]), (200, &json!("down")), "{body}");
+    let (status, body) = readyz(&closed).await;
+    assert_eq!((status, &body["status"]), (503, &json!("redis_down")), "{body}");
+    assert!(open.server.logs.events("rate_limit_fallback").len() >= 1);
+    assert!(open.server.logs.events("redis_down").len() == 1);
+
+    redis.restart().await;
+    for server in [&open, &closed] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while readyz(server).await.0 != 200 || readyz(server).await.1["redis"] != "up" {
+            assert!(Instant::now() < deadline, "no recovery: {:?}", readyz(server).await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(fetch(server, &upstream, ALICE).await.0);
+    }
+    assert!(closed.server.logs.events("redis_up").len() >= 2, "up at start, up again");
+}
+
+#[tokio::test]
+async fn a_malformed_redis_url_is_a_setting_error_that_does_not_show_the_password() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = support::StdioServer::start(
+        &upstream,
+        &[("MCP_REDIS_URL", "http://user:s3cret-password@redis.internal:6379")],
+    )
+    .await;
+    assert_eq!(server.server.exit_code(Duration::from_secs(10)).await, 2);
+    let said = server.server.logs.lines().join("\n");
+    assert!(said.contains("MCP_REDIS_URL"), "{said}");
+    assert!(!said.contains("s3cret-password"), "{said}");
+}
