@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
+.PHONY: help run run-stdio build release test redis lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,9 +37,12 @@ build: ## Debug build
 release: ## Optimised build: target/release/mcp-starter
 	$(CARGO) build --locked --release
 
-test: ## Run every test: unit tests and the protocol suites against the built binary
+test: redis ## Run every test: unit tests and the protocol suites against the built binary
 	@# `fixtures` adds the test-only tool the upstream client's tests call (never in a release).
 	$(CARGO) test --locked --features fixtures
+
+redis: ## Install redis-server when missing (Debian's package), for the replica tests
+	@scripts/tools redis-server
 
 lint: ## Formatting, clippy with warnings denied, and actionlint on the CI workflow
 	$(CARGO) fmt --all -- --check

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{CancelTaskParams, GetTaskParams, TaskStatus};
 use serde_json::{Value, json};
-use support::{
-    FakeUpstream, Generation, HttpServer, redis::RedisServer, tasks, text, upstream::DATA_BODY,
-};
+use support::{FakeUpstream, Generation, HttpServer, redis::RedisServer, tasks, text, upstream::DATA_BODY};
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
@@ -79,7 +77,12 @@ async fn tasks_are_read_and_cancelled_on_any_replica_and_outlive_a_restart() {
     let bob_on_b = tasks::connect_http_as(&b, Generation::Stateless, BOB).await;
 
     // Started on A, finished, read on B.
-    let done = tasks::start(&on_a, "fetch_fixture_many", json!({ "url": upstream.data_url(), "times": 2 })).await;
+    let done = tasks::start(
+        &on_a,
+        "fetch_fixture_many",
+        json!({ "url": upstream.data_url(), "times": 2 }),
+    )
+    .await;
     let finished = tasks::finished(&on_b, &done.task_id, Duration::from_secs(10)).await;
     assert_eq!(finished.status(), TaskStatus::Completed);
     let unknown = bob_on_b.get_task(GetTaskParams::new(&done.task_id)).await.unwrap_err();
@@ -87,7 +90,12 @@ async fn tasks_are_read_and_cancelled_on_any_replica_and_outlive_a_restart() {
 
     // Running on A, cancelled on B: A stops it, and calls upstream no more.
     upstream.set_delay(Duration::from_millis(200));
-    let running = tasks::start(&on_a, "fetch_fixture_many", json!({ "url": upstream.data_url(), "times": 40 })).await;
+    let running = tasks::start(
+        &on_a,
+        "fetch_fixture_many",
+        json!({ "url": upstream.data_url(), "times": 40 }),
+    )
+    .await;
     upstream.wait_for_data_hits(upstream.data_hits() + 2).await;
     on_b.cancel_task(CancelTaskParams::new(&running.task_id)).await.unwrap();
     let cancelled = tasks::finished(&on_b, &running.task_id, Duration::from_secs(5)).await;
@@ -104,7 +112,9 @@ async fn tasks_are_read_and_cancelled_on_any_replica_and_outlive_a_restart() {
     let on_a = tasks::connect_http_as(&a, Generation::Stateless, ALICE).await;
     let kept = tasks::get(&on_a, &done.task_id).await;
     assert_eq!(kept.status(), TaskStatus::Completed);
-    let rmcp::model::TaskPayload::Completed { result } = &kept.payload else { unreachable!() };
+    let rmcp::model::TaskPayload::Completed { result } = &kept.payload else {
+        unreachable!()
+    };
     assert_eq!(result["content"][0]["text"], [DATA_BODY; 2].join("\n"));
 
     // Every task key expires with its task.
@@ -134,7 +144,10 @@ async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
     let (ok, message) = fetch(&open, &upstream, ALICE).await;
     assert!(ok, "failing open, calls go on: {message}");
     let (ok, message) = fetch(&closed, &upstream, ALICE).await;
-    assert!(!ok && message.contains("shared rate limits are unavailable"), "{message}");
+    assert!(
+        !ok && message.contains("shared rate limits are unavailable"),
+        "{message}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = readyz(&open).await;
@@ -153,7 +166,10 @@ async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
         }
         assert!(fetch(server, &upstream, ALICE).await.0);
     }
-    assert!(closed.server.logs.events("redis_up").len() >= 2, "up at start, up again");
+    assert!(
+        closed.server.logs.events("redis_up").len() >= 2,
+        "up at start, up again"
+    );
 }
 
 #[tokio::test]
@@ -168,4 +184,139 @@ async fn a_malformed_redis_url_is_a_setting_error_that_does_not_show_the_passwor
     let said = server.server.logs.lines().join("\n");
     assert!(said.contains("MCP_REDIS_URL"), "{said}");
     assert!(!said.contains("s3cret-password"), "{said}");
+}
+
+/// The rmcp client in a 2025-11-25 session, through a balancer, one connection per request.
+async fn session_client(balancer: &support::balancer::Balancer, token: &str) -> support::Client {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(balancer.url("/mcp"))
+            .auth_header(token);
+    let transport = rmcp::transport::StreamableHttpClientTransport::with_client(http, config);
+    Generation::Handshake20251125.connect(transport).await
+}
+
+async fn session_call(client: &support::Client, upstream: &FakeUpstream, context: &str) {
+    let params = rmcp::model::CallToolRequestParams::new("fetch_fixture")
+        .with_arguments(support::args(json!({ "url": upstream.data_url() })));
+    let result = client
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: the session's call failed: {e}"));
+    assert_eq!(text(&result), DATA_BODY, "{context}");
+}
+
+/// A raw `initialize` on `server`: the session id it answers with.
+async fn initialize(server: &HttpServer, token: &str) -> String {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } }
+    });
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+}
+
+/// A raw `tools/list` in session `id` on `server`: the HTTP status.
+async fn list_in_session(server: &HttpServer, token: &str, id: &str) -> u16 {
+    let body = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
+    reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_session_goes_on_across_replicas_and_restarts_and_stays_its_owners() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[]);
+    let mut a = replica(&upstream, &env).await;
+    let b = replica(&upstream, &env).await;
+    let balancer = support::balancer::Balancer::start(a.addr).await;
+
+    let client = session_client(&balancer, ALICE).await;
+    session_call(&client, &upstream, "on A, where it began").await;
+    balancer.point_to(b.addr);
+    session_call(&client, &upstream, "on B, which never saw it").await;
+
+    // A restarts on its address (a rolling deploy); the session goes on there, no new handshake.
+    let a_addr = a.addr;
+    a.server.terminate();
+    assert_eq!(a.server.exit_code(Duration::from_secs(15)).await, 0);
+    let mut restarted = env.clone();
+    restarted.push(("MCP_BIND", a_addr.to_string()));
+    let a = replica(&upstream, &restarted).await;
+    balancer.point_to(a.addr);
+    session_call(&client, &upstream, "on A after its restart").await;
+    // (The rmcp client never re-initializes by itself: each call above went on in the first
+    // session, restored by each replica from the `initialize` kept in Redis.)
+    let replayed = a.server.logs.events("request");
+    assert!(replayed.iter().any(|l| l["method"] == "initialize"), "{replayed:?}");
+    client.cancel().await.unwrap();
+
+    // The session is Alice's on every replica: Bob presenting its id gets 404, as for no session.
+    let id = initialize(&a, ALICE).await;
+    assert_eq!(list_in_session(&b, ALICE, &id).await, 200);
+    assert_eq!(list_in_session(&b, BOB, &id).await, 404);
+    assert_eq!(list_in_session(&a, BOB, &id).await, 404);
+
+    // Its keys expire with the idle timeout.
+    for key in redis.cli(&["--scan", "--pattern", "mcp:session*"]).lines() {
+        let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+        assert!(ttl > 0 && ttl <= 300_000, "{key}: {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn session_caps_count_on_every_replica() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(
+        &redis,
+        &[("MCP_MAX_SESSIONS_PER_CLIENT", "2"), ("MCP_MAX_SESSIONS", "3")],
+    );
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    initialize(&a, ALICE).await;
+    initialize(&b, ALICE).await;
+    let refused = reqwest::Client::new()
+        .post(a.url("/mcp"))
+        .bearer_auth(ALICE)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429, "Alice's third session, on either replica");
+    initialize(&a, BOB).await;
+    let full = reqwest::Client::new()
+        .post(b.url("/mcp"))
+        .bearer_auth(BOB)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status(), 503, "the fourth session in all");
 }

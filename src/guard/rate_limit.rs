@@ -95,7 +95,8 @@ impl RateLimits {
         let Some((rate, local)) = self.by_tool.get(tool) else {
             return Ok(());
         };
-        self.take_from(&format!("rl:tool:{tool}:{key}"), *rate, local, key).await
+        self.take_from(&format!("rl:tool:{tool}:{key}"), *rate, local, key)
+            .await
     }
 
     /// Takes one request from `key`'s per-caller HTTP bucket, if a per-caller limit is set.
@@ -125,9 +126,9 @@ impl RateLimits {
                 }
             }
         }
-        local
-            .check_key(&key.to_owned())
-            .map_err(|not_until| Refused::Wait(not_until.wait_time_from(governor::clock::DefaultClock::default().now())))
+        local.check_key(&key.to_owned()).map_err(|not_until| {
+            Refused::Wait(not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+        })
     }
 
     /// Buckets currently held in memory, across tools and the edge.

@@ -32,7 +32,7 @@ use super::{
     drain::{hold, refused},
     origin::HostOriginPolicy,
     refusals::Refusals,
-    sessions::{Full, Sessions},
+    sessions::{Full, Owned, Sessions},
 };
 use crate::{shutdown::Shutdown, telemetry::clip};
 
@@ -121,10 +121,20 @@ impl Edge {
         self.gate.check_rate(&principal, &self.refusals).await?;
 
         let session = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-        if let Some(id) = session
-            && !self.sessions.owned_by(id, &principal.key)
-        {
-            return Err(self.session_not_found(&parts.method, id));
+        if let Some(id) = session {
+            match self.sessions.owned_by(id, &principal.key).await {
+                Owned::Yes => {}
+                Owned::No => return Err(self.session_not_found(&parts.method, id)),
+                Owned::Unavailable => {
+                    return Err(self.no_room(
+                        "sessions_unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Value::Null,
+                        "this session cannot be checked right now (the shared session store is unavailable); retry",
+                        1,
+                    ));
+                }
+            }
         }
         if parts.method == Method::DELETE && session.is_some() {
             return Ok(self.delete(parts, body, next, principal).await);
@@ -177,7 +187,7 @@ impl Edge {
         let envelope = Envelope::of(&body);
         self.gate.check_scopes(&principal, envelope.tool(), &self.refusals)?;
         let reservation = match (session, envelope.method.as_deref()) {
-            (None, Some("initialize")) => Some(self.sessions.reserve(&principal.key).map_err(|full| {
+            (None, Some("initialize")) => Some(self.sessions.reserve(&principal.key).await.map_err(|full| {
                 let id = envelope.reply_id();
                 match full {
                     Full::Owner(max) => self.no_room(
@@ -193,6 +203,13 @@ impl Edge {
                         id,
                         &format!("this server holds as many sessions as it may ({max}, MCP_MAX_SESSIONS); retry later"),
                         5,
+                    ),
+                    Full::Unavailable => self.no_room(
+                        "sessions_unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        id,
+                        "no session can be opened right now (the shared session store is unavailable); retry",
+                        1,
                     ),
                 }
             })?),

@@ -18,7 +18,9 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, middleware, routing::get};
 use reqwest::Url;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::{
+    StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::store::SessionStore,
+};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -32,6 +34,7 @@ use crate::{
     config::ServeConfig,
     server::McpServer,
     shutdown::{self, Shutdown},
+    state::sessions::RedisSessions,
 };
 
 /// How long open connections get to finish after the drain before the process exits anyway.
@@ -79,18 +82,27 @@ pub fn app(
             .collect(),
     };
     let metadata = metadata::Metadata::new(&resource, &authorization_servers, &scopes);
-    let sessions = Arc::new(Sessions::new(SessionLimits {
-        max_total: http.max_sessions as usize,
-        max_per_owner: http.max_sessions_per_client as usize,
-        idle_timeout: http.session_idle_timeout,
-    }));
+    // With Redis, sessions are shared: their owners and caps, the `initialize` another replica
+    // replays to restore one, and the events a dropped stream resumes from.
+    let shared_sessions = server
+        .shared()
+        .map(|redis| Arc::new(RedisSessions::new(redis.clone(), http.session_idle_timeout)));
+    let sessions = Arc::new(Sessions::new(
+        SessionLimits {
+            max_total: http.max_sessions as usize,
+            max_per_owner: http.max_sessions_per_client as usize,
+            idle_timeout: http.session_idle_timeout,
+        },
+        shared_sessions.clone(),
+    ));
 
     // Host/Origin are checked by our own edge, first; rmcp's copy of that check is off.
-    let rmcp_config = StreamableHttpServerConfig::default()
+    let mut rmcp_config = StreamableHttpServerConfig::default()
         .with_json_response(true)
         .with_max_request_body_bytes(max_body)
         .disable_allowed_hosts()
         .with_cancellation_token(stop);
+    rmcp_config.session_store = shared_sessions.map(|s| s as Arc<dyn SessionStore>);
     let shared = server.shared().cloned();
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), rmcp_config);
 
@@ -114,7 +126,10 @@ pub fn app(
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(health::Readiness { shutdown, redis: shared })
+        .with_state(health::Readiness {
+            shutdown,
+            redis: shared,
+        })
         .merge(mcp);
     if authenticated {
         let documents = Router::new()

@@ -6,6 +6,10 @@
 //! so any other caller is told the session does not exist. rmcp calls `close_session` both on
 //! `DELETE` and when a session ends by itself (idle timeout, transport closed), which is where
 //! a session's place under the caps is given back.
+//!
+//! With Redis (`state::sessions`), the owner and the caps are also kept there, so every
+//! replica checks them, and a session another replica opened (or this one, before a restart)
+//! is restored here on its next request.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -13,9 +17,15 @@ use futures_core::Stream;
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     transport::streamable_http_server::session::{
-        ServerSseMessage, SessionId, SessionManager,
+        RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
         local::{LocalSessionManager, LocalSessionManagerError},
+        store::EventStore,
     },
+};
+
+use crate::state::{
+    OnTrouble,
+    sessions::{Over, RedisEvents, RedisSessions},
 };
 
 /// The bounds on sessions; settings MCP_MAX_SESSIONS, MCP_MAX_SESSIONS_PER_CLIENT and
@@ -34,12 +44,25 @@ pub enum Full {
     Server(usize),
     /// This caller holds as many sessions as one caller may.
     Owner(usize),
+    /// The shared caps cannot be read (Redis down, failing closed).
+    Unavailable,
+}
+
+/// Whether a request's session is its caller's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Owned {
+    Yes,
+    /// Unknown, expired, or another caller's: the same answer for all three.
+    No,
+    /// Known to no replica that can be asked now (Redis down): retry.
+    Unavailable,
 }
 
 pub struct Sessions {
     local: LocalSessionManager,
     limits: SessionLimits,
     table: std::sync::Mutex<Table>,
+    shared: Option<Arc<RedisSessions>>,
 }
 
 #[derive(Default)]
@@ -72,18 +95,49 @@ pub struct Reservation {
 }
 
 impl Sessions {
-    pub fn new(limits: SessionLimits) -> Self {
+    /// Sessions of this process; with `shared`, also on Redis (owners, caps, `initialize`s to
+    /// restore from, and stream events to resume from).
+    pub fn new(limits: SessionLimits, shared: Option<Arc<RedisSessions>>) -> Self {
         let mut local = LocalSessionManager::default();
         local.session_config.keep_alive = Some(limits.idle_timeout);
+        if let Some(shared) = &shared {
+            let events: Arc<dyn EventStore> = Arc::new(RedisEvents::new(shared.redis().clone(), limits.idle_timeout));
+            local = local.with_event_store(events);
+        }
         Self {
             local,
             limits,
             table: Default::default(),
+            shared,
         }
     }
 
-    /// Holds a place for a new session of `owner`, or says which cap is full.
-    pub fn reserve(self: &Arc<Self>, owner: &str) -> Result<Reservation, Full> {
+    /// Holds a place for a new session of `owner`, or says which cap is full: this process's
+    /// caps, then (with Redis) the caps counted on every replica.
+    pub async fn reserve(self: &Arc<Self>, owner: &str) -> Result<Reservation, Full> {
+        let reservation = self.reserve_here(owner)?;
+        let Some(shared) = &self.shared else {
+            return Ok(reservation);
+        };
+        match shared
+            .fits(owner, self.limits.max_per_owner, self.limits.max_total)
+            .await
+        {
+            Ok(Ok(())) => Ok(reservation),
+            Ok(Err(Over::Owner)) => Err(Full::Owner(self.limits.max_per_owner)),
+            Ok(Err(Over::Server)) => Err(Full::Server(self.limits.max_total)),
+            Err(trouble) if shared.redis().on_trouble == OnTrouble::Closed => {
+                tracing::warn!(event = "session_caps_unavailable", error = %trouble, "shared session caps unavailable: refusing");
+                Err(Full::Unavailable)
+            }
+            Err(trouble) => {
+                tracing::warn!(event = "session_caps_fallback", error = %trouble, "shared session caps unavailable: this replica's own decide");
+                Ok(reservation)
+            }
+        }
+    }
+
+    fn reserve_here(self: &Arc<Self>, owner: &str) -> Result<Reservation, Full> {
         let mut table = self.table.lock().expect("session table");
         if table.total >= self.limits.max_total {
             return Err(Full::Server(self.limits.max_total));
@@ -105,10 +159,42 @@ impl Sessions {
     }
 
     /// Whether session `id` is live and belongs to `owner`. Another caller's session and an
-    /// unknown one look the same, so a session id cannot be probed.
-    pub fn owned_by(&self, id: &str, owner: &str) -> bool {
-        let table = self.table.lock().expect("session table");
-        table.owners.get(id).is_some_and(|o| &**o == owner)
+    /// unknown one look the same, so a session id cannot be probed. With Redis, the owner
+    /// recorded there decides (and the session's expiry moves on); a session this process does
+    /// not hold yet is taken in, for rmcp to restore.
+    pub async fn owned_by(&self, id: &str, owner: &str) -> Owned {
+        let here = {
+            let table = self.table.lock().expect("session table");
+            table.owners.get(id).map(|o| &**o == owner)
+        };
+        let Some(shared) = &self.shared else {
+            return if here == Some(true) { Owned::Yes } else { Owned::No };
+        };
+        match shared.owner(id).await {
+            Ok(Some(recorded)) if recorded == owner => {
+                if here.is_none() {
+                    self.take_in(id, owner);
+                }
+                Owned::Yes
+            }
+            Ok(_) => Owned::No,
+            // Redis is down: the sessions this process holds go on; others cannot be checked.
+            Err(_) => match here {
+                Some(true) => Owned::Yes,
+                Some(false) => Owned::No,
+                None => Owned::Unavailable,
+            },
+        }
+    }
+
+    /// Counts a session opened elsewhere as held here too, as its owner's.
+    fn take_in(&self, id: &str, owner: &str) {
+        let mut table = self.table.lock().expect("session table");
+        let owner: Arc<str> = owner.into();
+        if table.owners.insert(id.into(), owner.clone()).is_none() {
+            *table.counts.entry(owner).or_default() += 1;
+            table.total += 1;
+        }
     }
 
     /// Live sessions, for the status tool and tests.
@@ -128,6 +214,11 @@ impl Reservation {
     /// The session was made: it keeps its place until it ends.
     pub async fn confirm(mut self, id: &str) {
         let owner = self.owner.take().expect("confirmed once");
+        if let Some(shared) = &self.sessions.shared
+            && let Err(trouble) = shared.adopt(id, &owner).await
+        {
+            tracing::warn!(event = "session_not_shared", error = %trouble, "the session's owner could not be recorded in Redis: it lives on this replica only");
+        }
         let id: SessionId = id.into();
         self.sessions
             .table
@@ -202,6 +293,15 @@ impl SessionManager for Sessions {
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         self.local.resume(id, last_event_id).await
     }
+
+    /// A session opened on another replica (or before a restart), restored from Redis.
+    async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        self.local.restore_session(id).await
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.local.event_store()
+    }
 }
 
 #[cfg(test)]
@@ -209,34 +309,43 @@ mod tests {
     use super::*;
 
     fn sessions(max_total: usize, max_per_owner: usize) -> Arc<Sessions> {
-        Arc::new(Sessions::new(SessionLimits {
-            max_total,
-            max_per_owner,
-            idle_timeout: Duration::from_secs(60),
-        }))
+        Arc::new(Sessions::new(
+            SessionLimits {
+                max_total,
+                max_per_owner,
+                idle_timeout: Duration::from_secs(60),
+            },
+            None,
+        ))
     }
 
-    #[test]
-    fn caps_count_reservations_per_owner_and_in_all() {
+    #[tokio::test]
+    async fn caps_count_reservations_per_owner_and_in_all() {
         let s = sessions(3, 2);
-        let a1 = s.reserve("a").unwrap();
-        let _a2 = s.reserve("a").unwrap();
-        assert_eq!(s.reserve("a").err(), Some(Full::Owner(2)));
-        let _b = s.reserve("b").unwrap();
-        assert_eq!(s.reserve("c").err(), Some(Full::Server(3)));
+        let a1 = s.reserve("a").await.unwrap();
+        let _a2 = s.reserve("a").await.unwrap();
+        assert_eq!(s.reserve("a").await.err(), Some(Full::Owner(2)));
+        let _b = s.reserve("b").await.unwrap();
+        assert_eq!(s.reserve("c").await.err(), Some(Full::Server(3)));
         drop(a1);
-        assert!(s.reserve("c").is_ok(), "a dropped reservation gives its place back");
+        assert!(
+            s.reserve("c").await.is_ok(),
+            "a dropped reservation gives its place back"
+        );
     }
 
     #[tokio::test]
     async fn a_confirmed_session_belongs_to_its_owner_until_closed() {
         let s = sessions(10, 10);
         let (id, _transport) = s.create_session().await.unwrap();
-        s.reserve("a").unwrap().confirm(&id).await;
-        assert!(s.owned_by(&id, "a") && !s.owned_by(&id, "b"));
+        s.reserve("a").await.unwrap().confirm(&id).await;
+        assert_eq!(
+            (s.owned_by(&id, "a").await, s.owned_by(&id, "b").await),
+            (Owned::Yes, Owned::No)
+        );
         assert_eq!(s.live(), 1);
         s.close_session(&id).await.unwrap();
-        assert!(!s.owned_by(&id, "a"));
+        assert_eq!(s.owned_by(&id, "a").await, Owned::No);
         assert_eq!((s.live(), s.table.lock().unwrap().total), (0, 0));
     }
 }

@@ -33,7 +33,11 @@ static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCR
 pub async fn take(redis: &Redis, bucket: &str, rate: Rate) -> Result<Result<(), Duration>, Trouble> {
     let per_us = rate.per.as_micros().max(1) as u64;
     let wait_us: u64 = redis
-        .script(&SCRIPT, &[&redis.key(bucket)], &[per_us.to_string(), rate.burst.to_string()])
+        .script(
+            &SCRIPT,
+            &[&redis.key(bucket)],
+            &[per_us.to_string(), rate.burst.to_string()],
+        )
         .await?;
     Ok(match wait_us {
         0 => Ok(()),

@@ -5,7 +5,7 @@
 
 pub mod limits;
 pub mod redis;
-// pub mod sessions;
+pub mod sessions;
 pub mod tasks;
 
 pub use redis::{OnTrouble, Redis};

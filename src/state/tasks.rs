@@ -138,10 +138,7 @@ impl TaskStore for RedisTaskStore {
         Box::pin(async move {
             let mut exists = redis::cmd("EXISTS");
             exists.arg(self.cancel_key(id));
-            self.redis
-                .run::<bool>(exists)
-                .await
-                .map_err(|t| Unavailable(t.0))
+            self.redis.run::<bool>(exists).await.map_err(|t| Unavailable(t.0))
         })
     }
 

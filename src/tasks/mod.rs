@@ -236,7 +236,11 @@ impl Tasks {
     /// Resolves when a shared store says task `id` was asked to stop (a `tasks/cancel` that
     /// reached another replica); never, with a store of this process alone.
     fn cancelled_elsewhere(&self, id: &str) -> impl Future<Output = ()> + Send + 'static {
-        let (store, id, every) = (self.inner.store.clone(), id.to_owned(), self.inner.limits.poll_interval / 2);
+        let (store, id, every) = (
+            self.inner.store.clone(),
+            id.to_owned(),
+            self.inner.limits.poll_interval / 2,
+        );
         async move {
             if !store.shared() {
                 return std::future::pending().await;

@@ -41,9 +41,13 @@ pub enum Change {
 #[derive(Debug, PartialEq, Eq)]
 pub enum NotCreated {
     /// The owner holds `limit` tasks already.
-    OwnerFull { limit: usize },
+    OwnerFull {
+        limit: usize,
+    },
     /// The server holds `limit` tasks already.
-    ServerFull { limit: usize },
+    ServerFull {
+        limit: usize,
+    },
     Unavailable(Unavailable),
 }
 
@@ -64,8 +68,11 @@ pub trait TaskStore: Send + Sync {
     fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, Result<(), Unavailable>>;
 
     /// Marks `owner`'s task `id` as asked to stop; `None` if it is not theirs or is gone.
-    fn request_cancel<'a>(&'a self, id: &'a str, owner: &'a str)
-    -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>>;
+    fn request_cancel<'a>(
+        &'a self,
+        id: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>>;
 
     /// Whether task `id` was asked to stop (for the replica running it, when the ask may have
     /// reached another one).
@@ -214,7 +221,10 @@ mod tests {
         assert!(store.request_cancel("a1", "bob").await.unwrap().is_none());
 
         store.create(record("old", "carol", now_ms() - 1), 2, 10).await.unwrap();
-        assert!(store.get("old", "carol").await.unwrap().is_none(), "expired tasks are gone");
+        assert!(
+            store.get("old", "carol").await.unwrap().is_none(),
+            "expired tasks are gone"
+        );
         assert_eq!(store.held().await.unwrap(), 3);
     }
 

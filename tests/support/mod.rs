@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod balancer;
 pub mod jwt;
 pub mod raw;
 pub mod readme;

@@ -50,7 +50,11 @@ impl RedisServer {
                 self.child = Some(child);
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server did not restart on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not restart on {}",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
