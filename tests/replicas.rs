@@ -154,7 +154,7 @@ async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
     assert_eq!((status, &body["redis"]), (200, &json!("down")), "{body}");
     let (status, body) = readyz(&closed).await;
     assert_eq!((status, &body["status"]), (503, &json!("redis_down")), "{body}");
-    assert!(open.server.logs.events("rate_limit_fallback").len() >= 1);
+    assert!(!open.server.logs.events("rate_limit_fallback").is_empty());
     assert!(open.server.logs.events("redis_down").len() == 1);
 
     redis.restart().await;
