@@ -320,3 +320,70 @@ async fn session_caps_count_on_every_replica() {
         .unwrap();
     assert_eq!(full.status(), 503, "the fourth session in all");
 }
+
+/// `(id, data)` of each event of an SSE body.
+fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let field = |name: &str| {
+                event
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            };
+            Some((field("id:")?, field("data:").unwrap_or_default()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sessions_event_stream_resumes_on_another_replica() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[]);
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    let id = initialize(&a, ALICE).await;
+    let http = reqwest::Client::new();
+    let call = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {
+            "name": "fetch_fixture_many",
+            "arguments": { "url": upstream.data_url(), "times": 3 },
+            "_meta": { "progressToken": "p" }
+        }
+    });
+    let on_a = http
+        .post(a.url("/mcp"))
+        .bearer_auth(ALICE)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let events = sse_events(&on_a.text().await.unwrap());
+    let with_data: Vec<_> = events.iter().filter(|(_, data)| !data.is_empty()).collect();
+    assert_eq!(with_data.len(), 4, "three progress notifications and the result: {events:?}");
+
+    // The stream dropped after its first message: B replays the rest, from Redis.
+    let (first, _) = with_data[0];
+    let on_b = http
+        .get(b.url("/mcp"))
+        .bearer_auth(ALICE)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.status(), 200);
+    let replayed: Vec<_> = sse_events(&on_b.text().await.unwrap())
+        .into_iter()
+        .filter(|(_, data)| !data.is_empty())
+        .collect();
+    let expected: Vec<_> = with_data[1..].iter().map(|e| (*e).clone()).collect();
+    assert_eq!(replayed, expected);
+    let result: Value = serde_json::from_str(&replayed[2].1).unwrap();
+    assert_eq!(result["id"], 7);
+}
