@@ -319,6 +319,10 @@ pub struct RedisConfig {
     #[arg(long, env = "MCP_REDIS_URL", hide_env_values = true, value_name = "URL")]
     pub redis_url: Option<String>,
 
+    /// A file holding the Redis URL (a mounted secret), instead of MCP_REDIS_URL.
+    #[arg(long, env = "MCP_REDIS_URL_FILE", value_name = "PATH", conflicts_with = "redis_url")]
+    pub redis_url_file: Option<std::path::PathBuf>,
+
     /// Prefix of every key this server writes, so several servers can share one Redis.
     #[arg(long, env = "MCP_REDIS_KEY_PREFIX", default_value = "mcp:", value_name = "PREFIX")]
     pub redis_key_prefix: String,
@@ -334,11 +338,25 @@ pub struct RedisConfig {
     pub redis_on_failure: crate::state::OnTrouble,
 }
 
+impl RedisConfig {
+    /// The Redis URL, from the setting or its file; `None` keeps all state in this process.
+    pub fn url(&self) -> Result<Option<String>, String> {
+        match (&self.redis_url, &self.redis_url_file) {
+            (Some(url), _) => Ok(Some(url.trim().to_owned())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|url| Some(url.trim().to_owned()))
+                .map_err(|e| format!("cannot read MCP_REDIS_URL_FILE (--redis-url-file) {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// The URL holds a password: never printed.
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("redis_url_file", &self.redis_url_file)
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_timeout", &self.redis_timeout)
             .field("redis_on_failure", &self.redis_on_failure)

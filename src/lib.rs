@@ -57,7 +57,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         _ => Principal::anonymous("stdio"),
     };
     // Shared state for replicas, when configured; otherwise everything stays in this process.
-    let redis = match &config.redis.redis_url {
+    let redis_url = config.redis.url().map_err(|e| StartError::Config(format!("error: {e}")))?;
+    let redis = match &redis_url {
         Some(url) => Some(
             state::Redis::connect(
                 url,

@@ -45,7 +45,13 @@ async fn a_quota_holds_across_replicas_and_its_buckets_expire() {
     let redis = RedisServer::start().await;
     let upstream = FakeUpstream::start().await;
     let env = env(&redis, &[("MCP_RATE_LIMITS", "fetch_fixture=5/m")]);
-    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    // B reads the URL from a file, as from a mounted secret.
+    let url_file = std::env::temp_dir().join(format!("redis-url-{}", redis.port));
+    std::fs::write(&url_file, format!("{}\n", redis.url())).unwrap();
+    let mut from_file: Vec<_> = env.iter().filter(|(k, _)| *k != "MCP_REDIS_URL").cloned().collect();
+    from_file.push(("MCP_REDIS_URL_FILE", url_file.display().to_string()));
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &from_file).await);
+    std::fs::remove_file(&url_file).unwrap();
     for (server, n) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4), (&a, 5)] {
         assert!(fetch(server, &upstream, ALICE).await.0, "call {n} is within the quota");
     }
