@@ -95,7 +95,7 @@ abuse: release ## Hostile load against the release build on loopback (not part o
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -p loadgen
 	ulimit -n 8192 2>/dev/null || true; target/loadgen/release/loadgen abuse target/release/$(BIN)
 
-bench: ## Benchmark the release build on loopback beside a bare rmcp server and an axum floor (not part of test): prints tables, writes target/benchmark/
+bench: redis ## Benchmark the release build on loopback beside a bare rmcp server and an axum floor, in memory and with Redis (not part of test): prints tables, writes target/benchmark/
 	$(CARGO) build --locked --profile benchmark --features bench
 	@# loadgen and the baselines it compares the server with (loadgen/baselines/), one workspace.
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen

@@ -3,7 +3,8 @@
 //! and stdio at several concurrency levels; what the guard chain costs; the server beside its
 //! baselines (a bare rmcp server and a raw axum floor, `baselines/`): throughput, latency,
 //! CPU time and allocations per call, and their ratios; time from process start to first
-//! answer, the baselines' too; idle and loaded memory; and the binary's size. Prints Markdown
+//! answer, the baselines' too; what sharing state on Redis costs (`shared.rs`); idle and loaded
+//! memory; and the binary's size. Prints Markdown
 //! tables, writes the same numbers to a CSV and draws the concurrency sweep as a PNG.
 //!
 //! Usage: loadgen <server binary> <out dir>, where the server is the release build with the
@@ -24,6 +25,7 @@ mod load;
 mod pin;
 mod plot;
 mod server;
+mod shared;
 mod stats;
 mod stdio;
 
@@ -252,6 +254,13 @@ async fn main() {
     eprintln!("guard chain ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):");
     let guard_http = guard_cost(binary, Target::HttpStateless).await;
     let guard_stdio = guard_cost(binary, Target::Stdio).await;
+    eprintln!("shared state on Redis ({} in flight):", shared::CONCURRENCY);
+    let redis = shared::RedisServer::start();
+    let mut shared_costs = Vec::new();
+    for target in [Target::HttpStateless, Target::HttpSession] {
+        shared_costs.push((target, shared::cost(binary, target, &redis).await));
+    }
+    drop(redis);
     eprintln!(
         "beside the baselines ({} rounds of {:?} each, {} in flight):",
         compare::ROUNDS,
@@ -361,6 +370,26 @@ async fn main() {
             ),
             "< 10 %",
             Some(cost.cpu_share() < 10.0),
+        );
+    }
+    let sc = shared::CONCURRENCY.to_string();
+    for (target, cost) in &shared_costs {
+        row("memory_throughput", target.key(), &sc, cost.memory.0, "calls/s");
+        row("memory_p99", target.key(), &sc, cost.memory.1, "ms");
+        row("redis_throughput", target.key(), &sc, cost.redis.0, "calls/s");
+        row("redis_p99", target.key(), &sc, cost.redis.1, "ms");
+        line(
+            format!("with Redis ÷ in memory, {}, {sc} in flight", target.label()),
+            format!(
+                "{:.2} ({:.0} vs {:.0} calls/s); p99 {:.2} ms (in memory {:.2})",
+                cost.throughput_ratio(),
+                cost.redis.0,
+                cost.memory.0,
+                cost.redis.1,
+                cost.memory.1
+            ),
+            &format!("≥ {}, p99 < {} ms", shared::THROUGHPUT_TARGET, shared::P99_TARGET_MS),
+            Some(cost.throughput_ratio() >= shared::THROUGHPUT_TARGET && cost.redis.1 < shared::P99_TARGET_MS),
         );
     }
     for (transport, name) in [(Transport::Stdio, "stdio"), (Transport::Http, "HTTP")] {
