@@ -76,6 +76,7 @@ impl RedisServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
+            let _ = child.wait();
         }
         panic!("redis-server did not start on any of 5 free ports");
     }
