@@ -345,7 +345,12 @@ impl RedisConfig {
             (Some(url), _) => Ok(Some(url.trim().to_owned())),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map(|url| Some(url.trim().to_owned()))
-                .map_err(|e| format!("cannot read MCP_REDIS_URL_FILE (--redis-url-file) {}: {e}", path.display())),
+                .map_err(|e| {
+                    format!(
+                        "cannot read MCP_REDIS_URL_FILE (--redis-url-file) {}: {e}",
+                        path.display()
+                    )
+                }),
             (None, None) => Ok(None),
         }
     }

@@ -57,7 +57,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         _ => Principal::anonymous("stdio"),
     };
     // Shared state for replicas, when configured; otherwise everything stays in this process.
-    let redis_url = config.redis.url().map_err(|e| StartError::Config(format!("error: {e}")))?;
+    let redis_url = config
+        .redis
+        .url()
+        .map_err(|e| StartError::Config(format!("error: {e}")))?;
     let redis = match &redis_url {
         Some(url) => Some(
             state::Redis::connect(

@@ -369,7 +369,11 @@ async fn a_sessions_event_stream_resumes_on_another_replica() {
         .unwrap();
     let events = sse_events(&on_a.text().await.unwrap());
     let with_data: Vec<_> = events.iter().filter(|(_, data)| !data.is_empty()).collect();
-    assert_eq!(with_data.len(), 4, "three progress notifications and the result: {events:?}");
+    assert_eq!(
+        with_data.len(),
+        4,
+        "three progress notifications and the result: {events:?}"
+    );
 
     // The stream dropped after its first message: B replays the rest, from Redis.
     let (first, _) = with_data[0];
@@ -392,4 +396,101 @@ async fn a_sessions_event_stream_resumes_on_another_replica() {
     assert_eq!(replayed, expected);
     let result: Value = serde_json::from_str(&replayed[2].1).unwrap();
     assert_eq!(result["id"], 7);
+}
+
+/// The official Python SDK client (`interop/python_session.py`), one session, driven by line.
+struct PythonSession {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl PythonSession {
+    async fn start(url: &str, token: &str) -> (Self, Value) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/python_session.py");
+        let mut child = tokio::process::Command::new("python")
+            .args([script, url, token])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python with the MCP SDK on PATH: run `make python-interop`");
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+        let mut session = Self { child, stdin, lines };
+        let hello = session.read().await;
+        (session, hello)
+    }
+
+    async fn read(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("the Python client answers within 30 s")
+            .unwrap()
+            .unwrap_or_else(|| panic!("the Python client ended (is `mcp` installed? run `make python-interop`)"));
+        serde_json::from_str(&line).unwrap()
+    }
+
+    async fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        use tokio::io::AsyncWriteExt;
+        let line = format!("call {tool} {arguments}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.read().await
+    }
+}
+
+/// The official Python SDK client keeps one session through a move to another replica and a
+/// restart of the first: it never initializes again, and no call fails.
+#[tokio::test]
+#[ignore = "needs the MCP Python SDK: make python-interop"]
+async fn the_python_sdk_keeps_its_session_across_replicas_and_a_restart() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[]);
+    let mut a = replica(&upstream, &env).await;
+    let b = replica(&upstream, &env).await;
+    let balancer = support::balancer::Balancer::start(a.addr).await;
+    let (mut python, hello) = PythonSession::start(&balancer.url("/mcp"), ALICE).await;
+    let session = hello["session"].clone();
+    assert!(session.is_string(), "{hello}");
+    let fetch = json!({ "url": upstream.data_url() });
+
+    let on_a = python.call("fetch_fixture", fetch.clone()).await;
+    assert_eq!(
+        (&on_a["ok"], &on_a["text"]),
+        (&json!(true), &json!(DATA_BODY)),
+        "on A: {on_a}"
+    );
+
+    balancer.point_to(b.addr);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let on_b = python.call("fetch_fixture", fetch.clone()).await;
+    assert_eq!(on_b["ok"], true, "on B: {on_b}");
+    assert!(
+        b.server
+            .logs
+            .events("request")
+            .iter()
+            .any(|l| l["method"] == "tools/call")
+    );
+
+    let a_addr = a.addr;
+    a.server.terminate();
+    assert_eq!(a.server.exit_code(Duration::from_secs(15)).await, 0);
+    let mut restarted = env.clone();
+    restarted.push(("MCP_BIND", a_addr.to_string()));
+    let a = replica(&upstream, &restarted).await;
+    balancer.point_to(a.addr);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = python.call("fetch_fixture", fetch).await;
+    assert_eq!(after["ok"], true, "on A after its restart: {after}");
+    assert_eq!(after["session"], session, "the same session throughout");
+    assert!(
+        a.server
+            .logs
+            .events("request")
+            .iter()
+            .any(|l| l["method"] == "tools/call")
+    );
+    python.child.kill().await.unwrap();
 }
