@@ -176,6 +176,8 @@ impl McpServer {
             in_flight: self.shutdown.in_flight(),
             rate_limit_buckets: self.guard.limits().live_keys(),
             tasks: self.tasks.held().await,
+            shared_state: if self.shared.is_some() { "redis" } else { "memory" },
+            redis_failures: self.shared.as_ref().map(|redis| redis.failures()),
         }
     }
 

@@ -16,7 +16,7 @@ const BOB: &str = "bob-token-0123456789ab";
 fn env(redis: &RedisServer, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("MCP_AUTH", "static".to_owned()),
-        ("MCP_AUTH_TOKENS", format!("{ALICE} alice; {BOB} bob")),
+        ("MCP_AUTH_TOKENS", format!("{ALICE} alice mcp:admin; {BOB} bob")),
         ("MCP_REDIS_URL", redis.url()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
@@ -42,7 +42,8 @@ async fn readyz(server: &HttpServer) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_quota_holds_across_replicas_and_its_buckets_expire() {
-    let redis = RedisServer::start().await;
+    // A Redis that requires a password, given in the URL; the password is never logged.
+    let redis = RedisServer::start_with(Some("s3cret-redis-pass")).await;
     let upstream = FakeUpstream::start().await;
     let env = env(&redis, &[("MCP_RATE_LIMITS", "fetch_fixture=5/m")]);
     // B reads the URL from a file, as from a mounted secret.
@@ -61,6 +62,10 @@ async fn a_quota_holds_across_replicas_and_its_buckets_expire() {
     }
     // Another caller has a bucket of its own.
     assert!(fetch(&b, &upstream, BOB).await.0);
+    for server in [&a, &b] {
+        let logged = server.server.logs.lines().join("\n");
+        assert!(!logged.contains("s3cret-redis-pass"), "the Redis password was logged");
+    }
 
     // Buckets are keys that expire once full again (here: 5 calls a minute, 60 s at most).
     let keys = redis.cli(&["--scan", "--pattern", "mcp:rl:*"]);
@@ -69,6 +74,25 @@ async fn a_quota_holds_across_replicas_and_its_buckets_expire() {
         let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
         assert!(ttl > 0 && ttl <= 60_000, "{key}: {ttl}");
     }
+}
+
+#[tokio::test]
+async fn the_http_per_caller_limit_holds_across_replicas() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[("MCP_HTTP_RATE_LIMIT", "4/m")]);
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    let http = reqwest::Client::new();
+    for (server, n) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4)] {
+        let answer = server.post(&http, Some(ALICE), "tools/list", json!({})).await;
+        assert_eq!(answer.status(), 200, "request {n} is within the limit");
+    }
+    for server in [&a, &b] {
+        let answer = server.post(&http, Some(ALICE), "tools/list", json!({})).await;
+        assert_eq!(answer.status(), 429);
+        assert!(answer.headers().contains_key("retry-after"));
+    }
+    assert_eq!(b.post(&http, Some(BOB), "tools/list", json!({})).await.status(), 200);
 }
 
 #[tokio::test]
@@ -162,6 +186,14 @@ async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
     assert_eq!((status, &body["status"]), (503, &json!("redis_down")), "{body}");
     assert!(!open.server.logs.events("rate_limit_fallback").is_empty());
     assert!(open.server.logs.events("redis_down").len() == 1);
+    let status = {
+        let client = open.connect_as(Generation::Stateless, ALICE).await;
+        let result = support::tools::call(&client, "server_status", json!({})).await;
+        client.cancel().await.unwrap();
+        result.structured_content.expect("structured status")
+    };
+    assert_eq!(status["shared_state"], "redis");
+    assert!(status["redis_failures"].as_u64() >= Some(1), "counted: {status}");
 
     redis.restart().await;
     for server in [&open, &closed] {

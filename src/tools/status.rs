@@ -28,6 +28,13 @@ pub struct Status {
     pub rate_limit_buckets: usize,
     /// Tasks held: running, or keeping their result until their TTL.
     pub tasks: usize,
+    /// Where state replicas share lives: `memory` (this process) or `redis`.
+    pub shared_state: &'static str,
+    /// With Redis: Redis commands that failed or timed out since start (each one decided
+    /// as `MCP_REDIS_ON_FAILURE` says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub redis_failures: Option<u64>,
 }
 
 #[tool_router(router = status_router, vis = "pub(crate)")]

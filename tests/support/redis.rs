@@ -14,17 +14,25 @@ use tokio::{
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// The password it requires, if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts one; a port another process took in between is retried with a new one.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// One that requires `password` (`AUTH`), as a production Redis does.
+    pub async fn start_with(password: Option<&str>) -> Self {
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(port).await {
+            if let Some(child) = spawn(port, password).await {
                 return Self {
                     child: Some(child),
                     port,
+                    password: password.map(str::to_owned),
                 };
             }
         }
@@ -32,7 +40,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Stops it (as a crash would); [`Self::restart`] brings it back on the same port.
@@ -46,7 +57,7 @@ impl RedisServer {
         self.stop().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(child) = spawn(self.port).await {
+            if let Some(child) = spawn(self.port, self.password.as_deref()).await {
                 self.child = Some(child);
                 return;
             }
@@ -61,8 +72,12 @@ impl RedisServer {
 
     /// Runs `redis-cli` against it and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let mut command = std::process::Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string(), "--no-auth-warning"]);
+        if let Some(password) = &self.password {
+            command.args(["-a", password]);
+        }
+        let output = command
             .args(args)
             .output()
             .expect("running redis-cli (make redis installs it)");
@@ -76,10 +91,15 @@ fn free_port() -> u16 {
 }
 
 /// Starts `redis-server` on `port`, in memory only; `None` if it did not come up there.
-async fn spawn(port: u16) -> Option<Child> {
-    let mut child = Command::new("redis-server")
+async fn spawn(port: u16, password: Option<&str>) -> Option<Child> {
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"]);
+    if let Some(password) = password {
+        command.args(["--requirepass", password]);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
