@@ -239,11 +239,17 @@ impl McpServer {
         let tool = request.name.clone();
         let started = self
             .tasks
-            .start(&principal.key, &principal.subject, &tool, timeout, move |handle, cancelled| {
-                context.ct = cancelled;
-                context.extensions.insert(handle);
-                async move { server.tools.call(ToolCallContext::new(&server, request, context)).await }
-            })
+            .start(
+                &principal.key,
+                &principal.subject,
+                &tool,
+                timeout,
+                move |handle, cancelled| {
+                    context.ct = cancelled;
+                    context.extensions.insert(handle);
+                    async move { server.tools.call(ToolCallContext::new(&server, request, context)).await }
+                },
+            )
             .await?;
         Ok(match started {
             Ok(task) => (Decision::Allowed, "task_started", CreateTaskResult::new(task).into()),

@@ -31,7 +31,10 @@ fn result_text(task: &rmcp::model::DetailedTask) -> String {
 async fn runs_to_its_result(client: &TaskClient, upstream: &FakeUpstream, context: &str) {
     let task = tasks::start(client, TOOL, many(upstream, 3)).await;
     assert_eq!(task.status, TaskStatus::Working, "{context}");
-    assert!(task.ttl_ms.is_some() && task.poll_interval_ms.is_some(), "{context}: {task:?}");
+    assert!(
+        task.ttl_ms.is_some() && task.poll_interval_ms.is_some(),
+        "{context}: {task:?}"
+    );
     let done = tasks::finished(client, &task.task_id, Duration::from_secs(10)).await;
     assert_eq!(done.status(), TaskStatus::Completed, "{context}");
     assert_eq!(result_text(&done), [DATA_BODY; 3].join("\n"), "{context}");
@@ -52,7 +55,10 @@ async fn reports_progress_in_the_request(client: &TaskClient, upstream: &FakeUps
         [(1.0, Some(4.0)), (2.0, Some(4.0)), (3.0, Some(4.0)), (4.0, Some(4.0))],
         "{context}"
     );
-    assert!(progress[3].message.as_deref().unwrap_or_default().contains("4 of 4"), "{context}");
+    assert!(
+        progress[3].message.as_deref().unwrap_or_default().contains("4 of 4"),
+        "{context}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +113,11 @@ async fn the_status_message_follows_progress_and_cancel_stops_upstream_calls_at_
         assert_eq!(cancelled.status(), TaskStatus::Cancelled, "{context}");
         let after_cancel = upstream.data_hits();
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(upstream.data_hits(), after_cancel, "{context}: upstream calls after the cancel");
+        assert_eq!(
+            upstream.data_hits(),
+            after_cancel,
+            "{context}: upstream calls after the cancel"
+        );
         assert!(after_cancel - before < 40, "{context}: the work went on");
 
         // Cancelling a final task is acknowledged and changes nothing.
@@ -147,7 +157,10 @@ async fn a_task_belongs_to_its_creator() {
             bob.cancel_task(CancelTaskParams::new(&task.task_id)).await.unwrap_err(),
         ] {
             let message = refused.to_string();
-            assert!(message.contains("no task") && message.contains("another caller"), "{message}");
+            assert!(
+                message.contains("no task") && message.contains("another caller"),
+                "{message}"
+            );
         }
         // Bob's cancel did nothing: Alice's task runs to its end.
         let done = tasks::finished(&alice, &task.task_id, Duration::from_secs(10)).await;
@@ -193,7 +206,10 @@ async fn tasks_are_capped_per_caller_and_in_all_and_expire_after_their_ttl() {
     tasks::start(&alice, TOOL, many(&upstream, 1)).await;
 
     let refusals = server.server.logs.events("request");
-    assert!(refusals.iter().any(|l| l["outcome"] == "task_refused"), "no task_refused line");
+    assert!(
+        refusals.iter().any(|l| l["outcome"] == "task_refused"),
+        "no task_refused line"
+    );
 }
 
 #[tokio::test]
@@ -204,8 +220,14 @@ async fn the_tools_timeout_bounds_its_task() {
     let client = tasks::connect_stdio(&mut server, Generation::Stateless, true).await;
     let task = tasks::start(&client, TOOL, many(&upstream, 20)).await;
     let done = tasks::finished(&client, &task.task_id, Duration::from_secs(5)).await;
-    assert_eq!(done.status(), TaskStatus::Completed, "a timeout is the tool's failure: isError");
-    let TaskPayload::Completed { result } = &done.payload else { unreachable!() };
+    assert_eq!(
+        done.status(),
+        TaskStatus::Completed,
+        "a timeout is the tool's failure: isError"
+    );
+    let TaskPayload::Completed { result } = &done.payload else {
+        unreachable!()
+    };
     assert_eq!(result["isError"], true);
     assert!(result_text(&done).contains("did not finish within its 1 s timeout"));
 }
@@ -229,11 +251,20 @@ async fn drained(server: &mut Server, client: &TaskClient, upstream: &FakeUpstre
     let task = tasks::start(client, TOOL, many(upstream, 50)).await;
     server.terminate();
     server.logs.wait_for("drain_started").await;
-    assert_eq!(tasks::get(client, &task.task_id).await.status(), TaskStatus::Working, "{context}");
+    assert_eq!(
+        tasks::get(client, &task.task_id).await.status(),
+        TaskStatus::Working,
+        "{context}"
+    );
     let failed = tasks::finished(client, &task.task_id, Duration::from_secs(5)).await;
     assert_eq!(failed.status(), TaskStatus::Failed, "{context}");
-    let TaskPayload::Failed { error } = &failed.payload else { unreachable!() };
+    let TaskPayload::Failed { error } = &failed.payload else {
+        unreachable!()
+    };
     let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.contains("shut down before this task finished"), "{context}: {message}");
+    assert!(
+        message.contains("shut down before this task finished"),
+        "{context}: {message}"
+    );
     assert_eq!(server.exit_code(Duration::from_secs(10)).await, 0, "{context}");
 }

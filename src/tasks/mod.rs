@@ -270,7 +270,11 @@ impl Tasks {
 impl TaskHandle {
     /// Shows `message` as the task's `statusMessage` in `tasks/get`.
     pub async fn set_status(&self, message: String) {
-        self.tasks.inner.store.update(&self.id, Change::StatusMessage(message)).await;
+        self.tasks
+            .inner
+            .store
+            .update(&self.id, Change::StatusMessage(message))
+            .await;
     }
 
     /// Asks the client for input (`input_required` in `tasks/get` until `tasks/update`
@@ -292,7 +296,11 @@ impl TaskHandle {
             task.answers.insert(key.to_owned(), sender);
             task.waiting.clone()
         };
-        self.tasks.inner.store.update(&self.id, Change::InputRequests(waiting)).await;
+        self.tasks
+            .inner
+            .store
+            .update(&self.id, Change::InputRequests(waiting))
+            .await;
         answer
             .await
             .map_err(|_| ErrorData::internal_error("the task stopped waiting for input", None))

@@ -59,14 +59,18 @@ where
 }
 
 pub async fn connect_http(server: &HttpServer, generation: Generation, tasks: bool) -> TaskClient {
-    connect(generation, StreamableHttpClientTransport::from_uri(server.url("/mcp")), tasks).await
+    connect(
+        generation,
+        StreamableHttpClientTransport::from_uri(server.url("/mcp")),
+        tasks,
+    )
+    .await
 }
 
 pub async fn connect_http_as(server: &HttpServer, generation: Generation, token: &str) -> TaskClient {
-    let config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
-        server.url("/mcp"),
-    )
-    .auth_header(token);
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(server.url("/mcp"))
+            .auth_header(token);
     connect(generation, StreamableHttpClientTransport::from_config(config), true).await
 }
 
