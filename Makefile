@@ -79,7 +79,7 @@ container-check: release ## Lint Dockerfile and deploy/, then run the release bi
 # Node 22 and the pinned MCP tools (interop/package.json), installed once into a cache directory.
 NODE_TOOLS := interop/node-tools.sh $(BIN)
 
-conformance: ## The official MCP conformance suite against the HTTP transport, 2026-07-28 and 2025-11-25
+conformance: ## The official MCP conformance suite over HTTP, 2026-07-28 and 2025-11-25: every scenario, and each revision's required set (with the Tasks extension's)
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --features conformance --test conformance -- --ignored --nocapture --test-threads 1
 

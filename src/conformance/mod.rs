@@ -10,6 +10,7 @@ mod notify;
 mod prompts;
 mod resources;
 mod schemas;
+mod tasks;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -44,6 +45,7 @@ pub(crate) fn tools() -> Vec<(ToolRouter<McpServer>, ToolPolicy)> {
         (McpServer::client_router(), client::policies()),
         (McpServer::input_router(), input::policies()),
         (McpServer::schemas_router(), schemas::policies()),
+        (McpServer::tasks_router(), tasks::policies()),
     ];
     let mut pairs = Vec::new();
     for (router, policies) in groups {
