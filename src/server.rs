@@ -417,6 +417,10 @@ impl ServerHandler for McpServer {
         let known = self.tools.get(&name).is_some();
         let classify = |result: &Result<(Decision, &'static str, CallToolResponse), ErrorData>| match result {
             Ok((decision, outcome, _)) => (Some(*decision), *outcome),
+            // A task-only tool called by a client that takes no tasks, refused before the guard.
+            Err(e) if e.code == ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY => {
+                (Some(Decision::Denied), "missing_capability")
+            }
             // A tool that exists fails with a JSON-RPC error only after the guard admitted the call.
             Err(_) => (known.then_some(Decision::Allowed), "error"),
         };

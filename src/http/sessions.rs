@@ -11,7 +11,11 @@
 //! replica checks them, and a session another replica opened (or this one, before a restart)
 //! is restored here on its next request.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures_core::Stream;
 use rmcp::{
@@ -36,6 +40,10 @@ pub struct SessionLimits {
     pub max_per_owner: usize,
     pub idle_timeout: Duration,
 }
+
+/// With Redis, a session held here is confirmed there at most this often: a request in between
+/// costs no round trip (an owner never changes; a `DELETE` on another replica is seen within it).
+const TOUCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a new session was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,6 +77,8 @@ pub struct Sessions {
 struct Table {
     /// Each live session's owner (a `Principal::key`).
     owners: HashMap<SessionId, Arc<str>>,
+    /// With Redis: when each session's owner was last confirmed there (and its expiry pushed on).
+    touched: HashMap<SessionId, Instant>,
     /// Sessions per owner, reservations included.
     counts: HashMap<Arc<str>, usize>,
     /// Sessions in all, reservations included.
@@ -163,18 +173,24 @@ impl Sessions {
     /// recorded there decides (and the session's expiry moves on); a session this process does
     /// not hold yet is taken in, for rmcp to restore.
     pub async fn owned_by(&self, id: &str, owner: &str) -> Owned {
-        let here = {
+        let (here, fresh) = {
             let table = self.table.lock().expect("session table");
-            table.owners.get(id).map(|o| &**o == owner)
+            let fresh = table.touched.get(id).is_some_and(|at| at.elapsed() < TOUCH_EVERY);
+            (table.owners.get(id).map(|o| &**o == owner), fresh)
         };
         let Some(shared) = &self.shared else {
             return if here == Some(true) { Owned::Yes } else { Owned::No };
         };
+        if here == Some(true) && fresh {
+            return Owned::Yes;
+        }
         match shared.owner(id).await {
             Ok(Some(recorded)) if recorded == owner => {
                 if here.is_none() {
                     self.take_in(id, owner);
                 }
+                let mut table = self.table.lock().expect("session table");
+                table.touched.insert(id.into(), Instant::now());
                 Owned::Yes
             }
             Ok(_) => Owned::No,
@@ -204,6 +220,7 @@ impl Sessions {
 
     fn forget(&self, id: &SessionId) {
         let mut table = self.table.lock().expect("session table");
+        table.touched.remove(id);
         if let Some(owner) = table.owners.remove(id) {
             table.release(&owner);
         }
