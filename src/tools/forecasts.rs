@@ -29,6 +29,7 @@ pub fn policy() -> ToolPolicy {
         .quota(Rate::per(10, Duration::from_secs(60), 3))
         .timeout(Duration::from_secs(120))
         .task(TaskSupport::Optional)
+    // .scope("weather:batch")  // to keep batches for callers whose token carries this scope
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
