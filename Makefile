@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test redis python-interop lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
+.PHONY: help run run-stdio build release test redis python-interop observability-check lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,6 +90,10 @@ inspector: ## The pinned MCP Inspector's web UI (on the Node 22 make installs), 
 python-interop: redis ## The official MCP Python SDK client keeps its session across replicas and a restart (with Redis)
 	@venv="$$(interop/python-tools.sh $(BIN))" && PATH="$$venv/bin:$$PATH" \
 		$(CARGO) test --locked --features fixtures --test replicas -- --ignored
+
+observability-check: ## A real Prometheus (Debian's package, installed when missing) scrapes the server under load; PromQL finds the calls
+	@scripts/tools prometheus
+	$(CARGO) test --locked --features fixtures --test metrics -- --ignored
 
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \

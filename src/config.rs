@@ -72,6 +72,10 @@ pub struct ServeConfig {
     #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: SocketAddr,
 
+    /// Address of the Prometheus metrics listener (`GET /metrics`), never the MCP port; off when unset.
+    #[arg(long, env = "MCP_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, env = "MCP_DRAIN_TIMEOUT", default_value = "25", value_name = "SECONDS",
           value_parser = seconds_in(0..=3600))]

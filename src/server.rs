@@ -202,13 +202,28 @@ impl McpServer {
             _ = seen.cancelled.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };
         let decision = decision.map(Decision::as_str);
-        let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3; // µs precision
+        let elapsed = started.elapsed().as_secs_f64();
+        let duration_ms = (elapsed * 1e6).round() / 1e3; // µs precision
         // What a client chose (names, ids, a token's subject) is logged clipped.
         let (subject, name) = (clip(&seen.subject), name.map(clip));
         let request_id = seen.id.to_string();
         let request_id = clip(&request_id);
         let protocol = seen.protocol.as_ref().map(|v| v.as_str());
         let transport = seen.transport;
+        if let Some(metrics) = crate::metrics::get() {
+            let error_type = match &result {
+                // A tool's failure, a refusal, a timeout: all answered as `isError` results.
+                Ok(_) if !matches!(outcome, "ok" | "task_started") => "tool_error",
+                Ok(_) => "",
+                Err(error) => crate::metrics::error_code(error.code.0),
+            };
+            metrics.operation(method, name.as_deref(), protocol, transport, error_type, elapsed);
+            if let (Some(tool), Some(decision)) = (name.as_deref(), decision)
+                && method == "tools/call"
+            {
+                metrics.guard_decision(tool, decision);
+            }
+        }
         match &result {
             // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
             Ok(_) => tracing::info!(

@@ -53,6 +53,7 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
         }
     };
     tokio::pin!(session);
+    let began = std::time::Instant::now();
     tokio::select! {
         () = &mut session => tracing::info!(event = "stdin_closed", "stdin closed; exiting"),
         signal = shutdown::signal() => {
@@ -63,6 +64,9 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
                 tracing::warn!("stdio session did not close in time");
             }
         }
+    }
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.session(None, "stdio", began.elapsed().as_secs_f64());
     }
 }
 

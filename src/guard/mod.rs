@@ -109,6 +109,11 @@ impl Guard {
             .filter(|p| p.scope.is_none_or(|s| principal.has_scope(s)))
     }
 
+    /// Every tool's name (for the metrics' bounded labels).
+    pub fn tool_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.policies.keys().copied()
+    }
+
     /// Whether a tool's calls run as tasks; `None` for an unknown tool.
     pub fn task_support(&self, tool: &str) -> Option<TaskSupport> {
         self.policies.get(tool).map(|p| p.task)

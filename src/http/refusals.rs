@@ -27,6 +27,9 @@ impl Refusals {
     /// Counts a refusal of kind `reason`; runs `log` (the full line) only for the first of
     /// its kind in the window.
     pub fn record(&self, reason: &'static str, log: impl FnOnce()) {
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.refusal(reason);
+        }
         let first = {
             let mut counts = self.counts.lock().expect("refusal counts");
             let count = counts.entry(reason).or_default();

@@ -79,6 +79,8 @@ struct Table {
     owners: HashMap<SessionId, Arc<str>>,
     /// With Redis: when each session's owner was last confirmed there (and its expiry pushed on).
     touched: HashMap<SessionId, Instant>,
+    /// When each session began here (for `mcp.server.session.duration`).
+    opened: HashMap<SessionId, Instant>,
     /// Sessions per owner, reservations included.
     counts: HashMap<Arc<str>, usize>,
     /// Sessions in all, reservations included.
@@ -86,6 +88,13 @@ struct Table {
 }
 
 impl Table {
+    /// Live sessions, to the metrics gauge.
+    fn gauge(&self) {
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.sessions.set(self.owners.len() as i64);
+        }
+    }
+
     fn release(&mut self, owner: &Arc<str>) {
         self.total -= 1;
         if let Some(count) = self.counts.get_mut(owner) {
@@ -210,6 +219,8 @@ impl Sessions {
         if table.owners.insert(id.into(), owner.clone()).is_none() {
             *table.counts.entry(owner).or_default() += 1;
             table.total += 1;
+            table.opened.insert(id.into(), Instant::now());
+            table.gauge();
         }
     }
 
@@ -221,8 +232,12 @@ impl Sessions {
     fn forget(&self, id: &SessionId) {
         let mut table = self.table.lock().expect("session table");
         table.touched.remove(id);
+        if let (Some(opened), Some(metrics)) = (table.opened.remove(id), crate::metrics::get()) {
+            metrics.session(None, "http", opened.elapsed().as_secs_f64());
+        }
         if let Some(owner) = table.owners.remove(id) {
             table.release(&owner);
+            table.gauge();
         }
     }
 }
@@ -237,12 +252,12 @@ impl Reservation {
             tracing::warn!(event = "session_not_shared", error = %trouble, "the session's owner could not be recorded in Redis: it lives on this replica only");
         }
         let id: SessionId = id.into();
-        self.sessions
-            .table
-            .lock()
-            .expect("session table")
-            .owners
-            .insert(id.clone(), owner);
+        {
+            let mut table = self.sessions.table.lock().expect("session table");
+            table.owners.insert(id.clone(), owner);
+            table.opened.insert(id.clone(), Instant::now());
+            table.gauge();
+        }
         // The session may have ended while its first answer was on its way out.
         if !self.sessions.local.has_session(&id).await.unwrap_or(false) {
             self.sessions.forget(&id);

@@ -232,6 +232,9 @@ impl RetryPolicy {
                     took_ms = took.as_millis() as u64,
                     "upstream answered"
                 );
+                if let Some(metrics) = crate::metrics::get() {
+                    metrics.upstream_attempt(&target.host, "answered");
+                }
                 Ok(answer)
             }
             Err(failed) => {
@@ -276,6 +279,9 @@ fn log_failed(target: &Target, failed: &Failed, retry_in: Option<Duration>) {
         "upstream attempt failed: {}",
         failed.failure
     );
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.upstream_attempt(&target.host, failed.failure.kind());
+    }
 }
 
 #[cfg(test)]
