@@ -86,25 +86,27 @@ async fn static_tokens_get_the_challenges_the_spec_asks_for() {
     let upstream = FakeUpstream::start().await;
     let server = start(&upstream, &static_env()).await;
     let http = reqwest::Client::new();
-    let metadata_url = server.url("/.well-known/oauth-protected-resource/mcp");
 
-    // No token: 401 with the metadata URL and the scope needed, and no error code.
+    // No token: a plain Bearer challenge with the scope needed and no error code. Static
+    // tokens come from no authorization server, so nothing points clients at OAuth metadata
+    // (they would try to register with this server and fail confusingly).
     let response = server.post(&http, None, "tools/list", json!({})).await;
     assert_eq!(response.status(), 401);
     let challenge = www_authenticate(&response);
-    assert_eq!(
-        challenge,
-        format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"mcp:tools\"")
-    );
+    assert_eq!(challenge, "Bearer realm=\"mcp\", scope=\"mcp:tools\"");
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        assert_eq!(reqwest::get(server.url(path)).await.unwrap().status(), 404, "{path}");
+    }
 
     // A wrong token: 401 invalid_token.
     let response = server.post(&http, Some(WRONG), "tools/list", json!({})).await;
     assert_eq!(response.status(), 401);
     let challenge = www_authenticate(&response);
-    assert!(
-        challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata_url}\"")),
-        "{challenge}"
-    );
+    assert!(challenge.starts_with("Bearer realm=\"mcp\""), "{challenge}");
+    assert!(!challenge.contains("resource_metadata"), "{challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
     // A malformed Authorization header is no token at all.
@@ -250,9 +252,15 @@ async fn stdio_takes_its_principal_from_the_environment() {
 #[tokio::test]
 async fn protected_resource_metadata_is_served_at_both_well_known_paths() {
     let upstream = FakeUpstream::start().await;
-    let mut env = static_env();
-    env.push(("MCP_PUBLIC_URL", "https://mcp.example.com".into()));
-    env.push(("MCP_AUTHORIZATION_SERVERS", "https://login.example.com".into()));
+    let jwks = Jwks::start().await;
+    let env = vec![
+        ("MCP_AUTH", "jwt".to_owned()),
+        ("MCP_JWT_JWKS_URL", jwks.url()),
+        ("MCP_JWT_ISSUER", jwt::ISSUER.to_owned()),
+        ("MCP_REQUIRED_SCOPES", "mcp:tools".to_owned()),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com".into()),
+        ("MCP_AUTHORIZATION_SERVERS", "https://login.example.com".into()),
+    ];
     let server = start(&upstream, &env).await;
     for path in [
         "/.well-known/oauth-protected-resource",

@@ -24,8 +24,10 @@ pub struct Gate {
     verifier: Option<Arc<Verifier>>,
     required_scopes: Vec<String>,
     guard: Arc<Guard>,
-    /// Where the protected-resource metadata lives, for challenges.
-    metadata_url: String,
+    /// Where the protected-resource metadata lives, for challenges; with OAuth (JWT) only:
+    /// static tokens advertise no authorization server, so clients start no OAuth flow that
+    /// cannot succeed.
+    metadata_url: Option<String>,
     /// MCP_HTTP_RATE_LIMIT and MCP_AUTH_FAILURE_LIMIT: their buckets live with the guard's,
     /// evicted by the same sweep.
     limits: Arc<RateLimits>,
@@ -52,7 +54,7 @@ impl Gate {
         verifier: Option<Arc<Verifier>>,
         required_scopes: Vec<String>,
         guard: Arc<Guard>,
-        metadata_url: String,
+        metadata_url: Option<String>,
         per_caller: Option<Rate>,
         failures: Rate,
     ) -> Self {
@@ -193,7 +195,11 @@ impl Gate {
 
     /// A 401/403/400 with the `WWW-Authenticate` challenge the spec asks for.
     pub fn challenge(&self, status: StatusCode, error: Option<(&str, &str)>, scopes: &[String]) -> Response {
-        let mut value = format!("Bearer resource_metadata=\"{}\"", self.metadata_url);
+        // RFC 6750's challenge; with OAuth, RFC 9728's pointer to the metadata.
+        let mut value = match &self.metadata_url {
+            Some(url) => format!("Bearer resource_metadata=\"{url}\""),
+            None => "Bearer realm=\"mcp\"".to_owned(),
+        };
         if !scopes.is_empty() {
             value.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
         }

@@ -61,12 +61,13 @@ pub fn app(
     let max_body = http.max_body_bytes as usize;
     let resource = resource_url(public_url);
     let required_scopes = config.auth.required_scopes();
-    let authenticated = verifier.is_some();
+    // Only with an authorization server (JWTs) is there OAuth metadata to point clients at.
+    let oauth = matches!(verifier.as_deref(), Some(Verifier::Jwt(_)));
     let gate = auth::Gate::new(
         verifier,
         required_scopes.clone(),
         server.guard().clone(),
-        metadata::url_for(&resource).to_string(),
+        oauth.then(|| metadata::url_for(&resource).to_string()),
         http.http_rate_limit,
         http.auth_failure_limit,
     );
@@ -131,7 +132,7 @@ pub fn app(
             redis: shared,
         })
         .merge(mcp);
-    if authenticated {
+    if oauth {
         let documents = Router::new()
             .route(
                 "/.well-known/oauth-protected-resource",
@@ -143,6 +144,25 @@ pub fn app(
             )
             .with_state(metadata);
         app = app.merge(documents);
+    } else {
+        // No OAuth here: a client looking for its metadata learns so plainly, before any token.
+        let none = || async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({
+                    "error": "not_found",
+                    "error_description": "this server takes static bearer tokens and has no OAuth authorization server; send Authorization: Bearer <token>"
+                })),
+            )
+        };
+        for path in [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ] {
+            app = app.route(path, get(none));
+        }
     }
     Ok(app)
 }
