@@ -50,6 +50,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
     let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts());
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
+    if let Some(current) = &verifier {
+        reload_on_sighup(config.clone(), current.clone());
+    }
     let stdio_principal = match (&config.auth.auth_token, &verifier) {
         (Some(token), Some(verifier)) => verifier
             .verify(token)
@@ -128,6 +131,40 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
             .await
             .map_err(StartError::Runtime),
     }
+}
+
+/// On SIGHUP, reads the static tokens (or the JWT public key file) again and swaps them in;
+/// a file that does not parse keeps the old ones and says why. Calls under way keep the
+/// principal they were given.
+fn reload_on_sighup(config: ServeConfig, current: Arc<Verifier>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            event = "auth_reload_unavailable",
+            "cannot listen for SIGHUP; reloads need a restart"
+        );
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let reloaded = verifier(&config).and_then(|fresh| match fresh {
+                Some(fresh) => current.reload_from(fresh),
+                None => Err("authentication is off".into()),
+            });
+            match reloaded {
+                Ok(what) => tracing::info!(
+                    event = "auth_reloaded",
+                    reloaded = what.as_str(),
+                    "SIGHUP: reloaded {what}"
+                ),
+                Err(error) => tracing::warn!(
+                    event = "auth_reload_failed",
+                    error = error.as_str(),
+                    "SIGHUP: kept the current credentials"
+                ),
+            }
+        }
+    });
 }
 
 /// The configured token verifier, if any; errors are config errors naming the setting.

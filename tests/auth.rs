@@ -607,6 +607,26 @@ async fn a_configured_public_key_verifies_jwts_without_a_jwks() {
             .status(),
         401
     );
+
+    // The key rotates: the file is rewritten and SIGHUP reloads it, no restart.
+    let rotated = SigningKey::generate("pem-2");
+    std::fs::write(&pem, rotated.public_pem()).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(server.server.pid(), libc::SIGHUP) }, 0);
+    let reloaded = server.server.logs.wait_for("auth_reloaded").await;
+    assert_eq!(reloaded["reloaded"], "the JWT public key");
+    let new_token = rotated.mint(jwt::claims("dana", "", AUDIENCE));
+    assert_eq!(
+        server
+            .post(&http, Some(&new_token), "tools/list", json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        server.post(&http, Some(&token), "tools/list", json!({})).await.status(),
+        401
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -634,4 +654,58 @@ async fn a_non_loopback_bind_starts_once_auth_hosts_and_public_url_are_set() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403, "off loopback, only the listed hosts are served");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tokens_file_and_keeps_the_old_tokens_when_the_new_file_is_bad() {
+    let upstream = FakeUpstream::start().await;
+    let file = std::env::temp_dir().join(format!("tokens-{}-{}", std::process::id(), line!()));
+    std::fs::write(&file, format!("{ALICE} alice mcp:tools\n")).unwrap();
+    let env = vec![
+        ("MCP_AUTH", "static".to_owned()),
+        ("MCP_AUTH_TOKENS_FILE", file.display().to_string()),
+    ];
+    let server = start(&upstream, &env).await;
+    let http = reqwest::Client::new();
+    let status = |token| {
+        let (http, server) = (&http, &server);
+        async move { server.post(http, Some(token), "tools/list", json!({})).await.status() }
+    };
+    let hangup = || {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(server.server.pid(), libc::SIGHUP) }, 0);
+    };
+    assert_eq!(status(ALICE).await, 200);
+    assert_eq!(status(BOB).await, 401);
+
+    // A call under way when the file changes keeps the principal it was given.
+    upstream.set_delay(std::time::Duration::from_millis(600));
+    let client = server.connect_as(Generation::Stateless, ALICE).await;
+    let data_url = upstream.data_url();
+    let in_flight = tokio::spawn(async move {
+        let result = support::upstream::fetch(&client, &data_url).await;
+        client.cancel().await.unwrap();
+        result
+    });
+    upstream.wait_for_data_hits(1).await;
+
+    std::fs::write(&file, format!("# rotated\n{BOB} bob mcp:tools\n")).unwrap();
+    hangup();
+    let reloaded = server.server.logs.wait_for("auth_reloaded").await;
+    assert_eq!(reloaded["reloaded"], "1 static token entries");
+    assert_eq!(status(ALICE).await, 401, "the old token is gone");
+    assert_eq!(status(BOB).await, 200, "the new one works");
+    assert_eq!(in_flight.await.unwrap().is_error, Some(false));
+
+    // A file that does not parse: the tokens stay as they were, and the log says why.
+    std::fs::write(&file, "lonely-token-without-subject\n").unwrap();
+    hangup();
+    let failed = server.server.logs.wait_for("auth_reload_failed").await;
+    assert!(failed["error"].as_str().unwrap().contains("entry 1"), "{failed}");
+    assert_eq!(status(BOB).await, 200);
+    let logged = server.server.logs.lines().join("\n");
+    for secret in [ALICE, BOB, "lonely-token-without-subject"] {
+        assert!(!logged.contains(secret), "a token reached the log");
+    }
+    std::fs::remove_file(&file).unwrap();
 }

@@ -25,7 +25,8 @@ pub struct JwtVerifier {
 }
 
 enum Keys {
-    Static(DecodingKey),
+    /// A configured public key; SIGHUP may swap it (`replace_key`).
+    Static(arc_swap::ArcSwap<DecodingKey>),
     Jwks(Box<Jwks>),
 }
 
@@ -94,7 +95,7 @@ impl JwtVerifier {
             _ => DecodingKey::from_rsa_pem(pem),
         }
         .map_err(|e| format!("cannot read the public key: {e}"))?;
-        Ok(Self::new(settings, Keys::Static(key)))
+        Ok(Self::new(settings, Keys::Static(arc_swap::ArcSwap::from_pointee(key))))
     }
 
     fn new(settings: JwtSettings, keys: Keys) -> Self {
@@ -111,6 +112,18 @@ impl JwtVerifier {
         }
     }
 
+    /// Takes `fresh`'s public key (a reload of the key file); calls already verified keep
+    /// their principal. `false` when either verifier uses a JWKS, which rotates by itself.
+    pub fn replace_key(&self, fresh: JwtVerifier) -> bool {
+        match (&self.keys, fresh.keys) {
+            (Keys::Static(current), Keys::Static(new)) => {
+                current.store(new.load_full());
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
         if !self.algorithms.contains(&header.alg) {
@@ -119,7 +132,7 @@ impl JwtVerifier {
         let mut validation = self.validation.clone();
         validation.algorithms = vec![header.alg];
         let claims = match &self.keys {
-            Keys::Static(key) => decode(token, key, &validation)?,
+            Keys::Static(key) => decode(token, &key.load(), &validation)?,
             Keys::Jwks(jwks) => {
                 let kid = header.kid.ok_or_else(|| invalid("token has no key id (kid)"))?;
                 let key = jwks.key(&kid).await?;

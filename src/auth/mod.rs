@@ -31,6 +31,22 @@ impl std::fmt::Display for AuthError {
 }
 
 impl Verifier {
+    /// Takes the tokens or key of `fresh`, a verifier built again from the settings' files;
+    /// says what it reloaded, for the log line (counts, never tokens).
+    pub fn reload_from(&self, fresh: Verifier) -> Result<String, String> {
+        match (self, fresh) {
+            (Self::Static(current), Self::Static(fresh)) => {
+                current.replace(fresh);
+                Ok(format!("{} static token entries", current.len()))
+            }
+            (Self::Jwt(current), Self::Jwt(fresh)) => match current.replace_key(*fresh) {
+                true => Ok("the JWT public key".into()),
+                false => Err("nothing to reload: the JWKS is refetched as keys rotate".into()),
+            },
+            _ => Err("the authentication mode cannot change without a restart".into()),
+        }
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         match self {
             Self::Static(tokens) => tokens.verify(token),

@@ -17,13 +17,14 @@ struct Entry {
 }
 
 pub struct StaticTokens {
-    entries: Vec<Entry>,
+    /// Swapped whole by a reload (SIGHUP); a verification in progress keeps the list it read.
+    entries: arc_swap::ArcSwap<Vec<Entry>>,
 }
 
 /// Shows how many entries there are, never their hashes.
 impl std::fmt::Debug for StaticTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StaticTokens({} entries)", self.entries.len())
+        write!(f, "StaticTokens({} entries)", self.len())
     }
 }
 
@@ -59,14 +60,26 @@ impl StaticTokens {
         if entries.is_empty() {
             return Err("no tokens given".into());
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries: arc_swap::ArcSwap::from_pointee(entries),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.load().len()
+    }
+
+    /// Takes `fresh`'s entries (a reload), whole.
+    pub fn replace(&self, fresh: StaticTokens) {
+        self.entries.store(fresh.entries.load_full());
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Look at every entry, so the time taken says nothing about which one matched.
         let mut found = None;
-        for entry in &self.entries {
+        let entries = self.entries.load();
+        for entry in entries.iter() {
             if bool::from(entry.hash.ct_eq(&presented)) {
                 found = Some(entry);
             }
