@@ -37,7 +37,7 @@ impl Verifier {
         match (self, fresh) {
             (Self::Static(current), Self::Static(fresh)) => {
                 current.replace(fresh);
-                Ok(format!("{} static token entries", current.len()))
+                Ok(format!("{} static token entries", current.entry_count()))
             }
             (Self::Jwt(current), Self::Jwt(fresh)) => match current.replace_key(*fresh) {
                 true => Ok("the JWT public key".into()),

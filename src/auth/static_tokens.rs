@@ -24,7 +24,7 @@ pub struct StaticTokens {
 /// Shows how many entries there are, never their hashes.
 impl std::fmt::Debug for StaticTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StaticTokens({} entries)", self.len())
+        write!(f, "StaticTokens({} entries)", self.entry_count())
     }
 }
 
@@ -65,7 +65,8 @@ impl StaticTokens {
         })
     }
 
-    pub fn len(&self) -> usize {
+    /// How many entries there are (never empty: parsing refuses an empty list).
+    pub fn entry_count(&self) -> usize {
         self.entries.load().len()
     }
 
