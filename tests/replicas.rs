@@ -526,3 +526,57 @@ async fn the_python_sdk_keeps_its_session_across_replicas_and_a_restart() {
     );
     python.child.kill().await.unwrap();
 }
+
+/// `rediss://`: TLS to Redis, its certificate checked against the CA the server is told to
+/// trust (`SSL_CERT_FILE`, which the system's certificate loader reads), with a password.
+#[tokio::test]
+async fn replicas_share_a_redis_over_tls() {
+    let redis = RedisServer::start_tls("tls-redis-pass-0123").await;
+    let upstream = FakeUpstream::start().await;
+    let mut env = env(&redis, &[("MCP_RATE_LIMITS", "fetch_fixture=3/m")]);
+    env.push(("SSL_CERT_FILE", redis.ca_file().display().to_string()));
+    let (a, b) = (replica(&upstream, &env).await, replica(&upstream, &env).await);
+    for server in [&a, &b, &a] {
+        assert!(fetch(server, &upstream, ALICE).await.0);
+    }
+    let (ok, message) = fetch(&b, &upstream, ALICE).await;
+    assert!(
+        !ok && message.contains("rate limited"),
+        "counted across replicas over TLS: {message}"
+    );
+    assert_eq!(readyz(&a).await.1["redis"], "up");
+    assert_eq!(redis.cli(&["--scan", "--pattern", "mcp:rl:*"]).lines().count(), 1);
+
+    // Without the CA, the certificate is not trusted: Redis is down for that replica.
+    let untrusting: Vec<_> = env.iter().filter(|(k, _)| *k != "SSL_CERT_FILE").cloned().collect();
+    let c = replica(&upstream, &untrusting).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(readyz(&c).await.1["redis"], "down");
+}
+
+/// A Redis that hangs (stopped with SIGSTOP, its connections open): a call waits no longer
+/// than the command timeout (`MCP_REDIS_TIMEOUT`) before the failure policy decides.
+#[tokio::test]
+async fn a_hanging_redis_holds_no_call_past_the_command_timeout() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(
+        &redis,
+        &[("MCP_REDIS_TIMEOUT", "200"), ("MCP_REDIS_ON_FAILURE", "open")],
+    );
+    let server = replica(&upstream, &env).await;
+    let client = server.connect_as(Generation::Stateless, ALICE).await;
+    let fetch_once = || support::tools::call(&client, "fetch_fixture", json!({ "url": upstream.data_url() }));
+    assert_eq!(fetch_once().await.is_error, Some(false));
+    redis.pause();
+    let started = Instant::now();
+    let result = fetch_once().await;
+    let took = started.elapsed();
+    redis.resume();
+    assert_eq!(result.is_error, Some(false), "failing open");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    client.cancel().await.unwrap();
+}

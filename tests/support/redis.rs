@@ -16,6 +16,8 @@ pub struct RedisServer {
     pub port: u16,
     /// The password it requires, if any.
     password: Option<String>,
+    /// With TLS only (`rediss://`): the directory of its certificates, and the CA's file.
+    pub tls: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -26,23 +28,102 @@ impl RedisServer {
 
     /// One that requires `password` (`AUTH`), as a production Redis does.
     pub async fn start_with(password: Option<&str>) -> Self {
+        Self::start_on(password, None).await
+    }
+
+    /// One that speaks TLS only, with a certificate for 127.0.0.1 from a CA of its own (made
+    /// with `openssl`): [`Self::ca_file`] is what a client must trust.
+    pub async fn start_tls(password: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("redis-tls-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let done = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl, to make the test CA");
+            assert!(
+                done.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=test-ca",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        Self::start_on(Some(password), Some(dir)).await
+    }
+
+    async fn start_on(password: Option<&str>, tls: Option<std::path::PathBuf>) -> Self {
         for _ in 0..5 {
             let port = free_port();
-            if let Some(child) = spawn(port, password).await {
+            if let Some(child) = spawn(port, password, tls.as_deref()).await {
                 return Self {
                     child: Some(child),
                     port,
                     password: password.map(str::to_owned),
+                    tls,
                 };
             }
         }
         panic!("redis-server did not start on any of 5 free ports");
     }
 
+    /// The CA a client must trust to reach a TLS one.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.tls.as_ref().expect("a TLS redis-server").join("ca.pem")
+    }
+
     pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
     }
 
@@ -57,7 +138,7 @@ impl RedisServer {
         self.stop().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(child) = spawn(self.port, self.password.as_deref()).await {
+            if let Some(child) = spawn(self.port, self.password.as_deref(), self.tls.as_deref()).await {
                 self.child = Some(child);
                 return;
             }
@@ -70,12 +151,35 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers, as with a Redis stuck
+    /// on a slow disk or a full CPU. [`Self::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("redis-server is running") as i32;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     /// Runs `redis-cli` against it and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut command = std::process::Command::new("redis-cli");
         command.args(["-p", &self.port.to_string(), "--no-auth-warning"]);
         if let Some(password) = &self.password {
             command.args(["-a", password]);
+        }
+        if self.tls.is_some() {
+            command.arg("--tls").arg("--cacert").arg(self.ca_file());
         }
         let output = command
             .args(args)
@@ -91,10 +195,32 @@ fn free_port() -> u16 {
 }
 
 /// Starts `redis-server` on `port`, in memory only; `None` if it did not come up there.
-async fn spawn(port: u16, password: Option<&str>) -> Option<Child> {
+async fn spawn(port: u16, password: Option<&str>, tls: Option<&std::path::Path>) -> Option<Child> {
     let mut command = Command::new("redis-server");
+    match tls {
+        Some(dir) => {
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.pem"));
+        }
+        None => {
+            command.args(["--port", &port.to_string()]);
+        }
+    }
     command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"]);
     if let Some(password) = password {
         command.args(["--requirepass", password]);

@@ -96,16 +96,23 @@ pub fn property<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// Every tool the server has: the list a caller holding every scope the server names (in its
-/// protected-resource metadata) is given.
+/// protected-resource metadata, which a server taking JWTs publishes) is given.
 pub async fn every_tool(upstream: &FakeUpstream) -> Vec<Tool> {
+    let key = super::jwt::SigningKey::generate("probe");
+    let pem = std::env::temp_dir().join(format!("probe-{}-{}.pem", std::process::id(), upstream.port()));
+    std::fs::write(&pem, key.public_pem()).unwrap();
     let probe = HttpServer::start(
         upstream,
         &[
-            ("MCP_AUTH", "static"),
-            ("MCP_AUTH_TOKENS", "probe-token-0123456789 probe"),
+            ("MCP_AUTH", "jwt"),
+            ("MCP_JWT_PUBLIC_KEY_FILE", pem.to_str().unwrap()),
+            ("MCP_JWT_ISSUER", super::jwt::ISSUER),
+            ("MCP_JWT_ALGORITHMS", "ES256"),
+            ("MCP_PUBLIC_URL", "http://probe.test"),
         ],
     )
     .await;
+    std::fs::remove_file(&pem).ok();
     let metadata: Value = reqwest::get(probe.url("/.well-known/oauth-protected-resource"))
         .await
         .unwrap()
