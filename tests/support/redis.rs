@@ -171,6 +171,16 @@ impl RedisServer {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
+    /// Asserts that every key matching `pattern` expires, within `max_ms`; returns how many.
+    pub fn assert_expiring(&self, pattern: &str, max_ms: i64) -> usize {
+        let keys = self.cli(&["--scan", "--pattern", pattern]);
+        for key in keys.lines() {
+            let ttl: i64 = self.cli(&["PTTL", key]).parse().unwrap();
+            assert!(ttl > 0 && ttl <= max_ms, "{key} expires in {ttl} ms (at most {max_ms})");
+        }
+        keys.lines().count()
+    }
+
     /// Runs `redis-cli` against it and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut command = std::process::Command::new("redis-cli");
