@@ -187,14 +187,17 @@ impl Shutdown {
     }
 }
 
-/// Waits for SIGTERM or SIGINT and names the one that came.
-pub async fn signal() -> &'static str {
+/// Installs the SIGTERM and SIGINT handlers at once (before serving starts, so no signal can
+/// meet the default "end now") and returns what waits for one and names it.
+pub fn signal() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     }
 }
 

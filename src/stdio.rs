@@ -39,6 +39,7 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
     let (stdin, stdout) = stdio_pipes();
     let transport = StdioTransport::new(stdin, stdout, shutdown.clone());
     let stop = CancellationToken::new();
+    let signalled = shutdown::signal();
     shutdown.mark_serving();
     tracing::info!(event = "listening", transport = "stdio", "serving MCP on stdio");
 
@@ -56,7 +57,7 @@ pub async fn run(server: McpServer, shutdown: Shutdown) {
     let began = std::time::Instant::now();
     tokio::select! {
         () = &mut session => tracing::info!(event = "stdin_closed", "stdin closed; exiting"),
-        signal = shutdown::signal() => {
+        signal = signalled => {
             shutdown.drain(signal).await;
             // Stop the session; rmcp first flushes answers the handlers already produced.
             stop.cancel();

@@ -213,10 +213,11 @@ pub async fn run(
         closing.clone(),
         open.clone(),
     ));
+    let signalled = shutdown::signal();
     shutdown.mark_serving();
     tracing::info!(event = "listening", transport = "http", %addr, url = %format!("http://{addr}/mcp"), "serving MCP over Streamable HTTP");
 
-    let signal = shutdown::signal().await;
+    let signal = signalled.await;
     shutdown.drain(signal).await;
     // Close MCP sessions and streams (rmcp flushes answers already produced), then stop
     // accepting and let open connections finish writing.
