@@ -44,9 +44,10 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot count allocations: {error}");
                 return ExitCode::FAILURE;
             }
-            match runtime.block_on(serve(config)) {
+            let code = match runtime.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(StartError::Config(message)) => {
+                    telemetry::flush();
                     eprintln!("{message}");
                     ExitCode::from(CONFIG_ERROR_EXIT as u8)
                 }
@@ -54,7 +55,10 @@ fn main() -> ExitCode {
                     tracing::error!(event = "fatal", "{message}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            // Log lines still waiting for their batch.
+            telemetry::flush();
+            code
         }
         Command::Healthcheck(config) => ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8),
     }

@@ -75,11 +75,14 @@ struct Seen {
     subject: String,
 }
 
-/// One instance per session (or per request on stateless HTTP); cloning is cheap.
+/// The server, one handle per session or request: the HTTP transport clones it for each one, so it is a
+/// single `Arc` to what it holds.
 #[derive(Clone)]
-pub struct McpServer {
-    tools: Arc<ToolRouter<Self>>,
-    prompts: Arc<PromptRouter<Self>>,
+pub struct McpServer(Arc<Parts>);
+
+pub struct Parts {
+    tools: ToolRouter<McpServer>,
+    prompts: PromptRouter<McpServer>,
     guard: Arc<Guard>,
     /// The client tools call upstream APIs through (pooled, retrying, SSRF-guarded).
     #[allow(dead_code, reason = "unread until a tool calls an upstream API through it")]
@@ -97,6 +100,14 @@ pub struct McpServer {
     started: Instant,
 }
 
+impl std::ops::Deref for McpServer {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 impl McpServer {
     /// Builds the server; fails (as a config error) on an override for a tool that does not exist.
     pub fn new(
@@ -111,9 +122,9 @@ impl McpServer {
     ) -> Result<Self, String> {
         let (tools, policies) = crate::tools::catalog();
         let guard = Guard::new(policies, overrides)?;
-        Ok(Self {
-            tools: Arc::new(tools),
-            prompts: Arc::new(crate::prompts::router()),
+        Ok(Self(Arc::new(Parts {
+            tools,
+            prompts: crate::prompts::router(),
             guard: Arc::new(guard),
             upstream,
             // weather-example:begin
@@ -124,7 +135,7 @@ impl McpServer {
             shared: None,
             stdio_principal,
             started: Instant::now(),
-        })
+        })))
     }
 
     /// Shares state with other replicas through `redis`: rate limits are counted there from
@@ -133,7 +144,9 @@ impl McpServer {
         if let Some(redis) = &redis {
             self.guard.limits().share(redis.clone());
         }
-        self.shared = redis;
+        Arc::get_mut(&mut self.0)
+            .expect("shared before any clone is made")
+            .shared = redis;
         self
     }
 
@@ -185,7 +198,21 @@ impl McpServer {
     /// and logs one line with its outcome and duration. (Counting requests in flight and
     /// refusing new ones while draining happens at the transport edges, which see the answer
     /// leave, not only the handler return.)
-    async fn observe<T>(
+    ///
+    /// Boxed: rmcp moves each request's future into a task of its own, and a handler's whole
+    /// work inlined (the guard, a task's start, the tool) would make each move a large copy.
+    fn observe<'a, T: Send + 'a>(
+        &'a self,
+        method: &'static str,
+        name: Option<&'a str>,
+        seen: Seen,
+        classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str) + Send + 'a,
+        work: impl Future<Output = Result<T, ErrorData>> + Send + 'a,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, ErrorData>> + Send + 'a>> {
+        Box::pin(self.observed(method, name, seen, classify, work))
+    }
+
+    async fn observed<T>(
         &self,
         method: &'static str,
         name: Option<&str>,

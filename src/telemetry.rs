@@ -6,8 +6,14 @@
 //! through [`clip`], and a line that still comes out longer than [`MAX_LINE_BYTES`] (say, from
 //! a dependency) is replaced by a short line saying so.
 
-use std::{borrow::Cow, io::Write};
+use std::{
+    borrow::Cow,
+    io::Write,
+    sync::{Condvar, Mutex, Once, PoisonError},
+    time::{Duration, Instant},
+};
 
+use tracing::{Level, Metadata};
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
 use crate::config::{LogConfig, LogFormat};
@@ -30,6 +36,7 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
             _ => EnvFilter::new(DEFAULT_FILTER),
         },
     };
+    start_flusher();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(BoundedStderr {
@@ -68,45 +75,145 @@ pub fn clip(text: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
 }
 
-/// stderr, one formatted event per write, each at most [`MAX_LINE_BYTES`]; a longer one is
-/// replaced by a short line in the same format.
+/// Lines a window may write one by one; past them, `info` lines wait for the window's end and
+/// go out together. Under load this turns one `write(2)` per request (a tenth of a request's
+/// CPU) into a few per window; a quiet server still writes each line at once.
+const DIRECT_PER_WINDOW: u32 = 16;
+const WINDOW: Duration = Duration::from_millis(10);
+
+/// Lines held at most before the logging thread writes them itself.
+const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// stderr, where each formatted event of at most [`MAX_LINE_BYTES`] is written whole (a longer
+/// one is replaced by a short line in the same format). Past [`DIRECT_PER_WINDOW`] lines in a
+/// [`WINDOW`], `info` and `debug` lines are held and a background thread writes them when the
+/// window ends (at most 10 ms late); `warn` and `error` lines are always written at once, after
+/// any held before them. [`flush`] writes what is held (at exit, and from the panic hook).
 #[derive(Clone, Copy)]
 struct BoundedStderr {
     pretty: bool,
 }
 
-impl<'a> MakeWriter<'a> for BoundedStderr {
-    type Writer = BoundedStderr;
+/// One event's writer: its level decides whether it may wait.
+struct Line {
+    pretty: bool,
+    urgent: bool,
+}
 
-    fn make_writer(&'a self) -> Self::Writer {
-        *self
+struct Batch {
+    held: Vec<u8>,
+    window_start: Option<Instant>,
+    written_in_window: u32,
+}
+
+static BATCH: Mutex<Batch> = Mutex::new(Batch {
+    held: Vec::new(),
+    window_start: None,
+    written_in_window: 0,
+});
+static HELD: Condvar = Condvar::new();
+static FLUSHER: Once = Once::new();
+
+/// Writes every held line to stderr now.
+pub fn flush() {
+    write_held(&mut BATCH.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
+fn write_held(batch: &mut Batch) {
+    if !batch.held.is_empty() {
+        // A log line that cannot be written has nowhere else to go.
+        let _ = std::io::stderr().lock().write_all(&batch.held);
+        batch.held.clear();
     }
 }
 
-impl Write for BoundedStderr {
+/// The thread that writes held lines when their window ends; it sleeps while none are held.
+fn start_flusher() {
+    FLUSHER.call_once(|| {
+        let _ = std::thread::Builder::new().name("log-flusher".into()).spawn(|| {
+            loop {
+                let mut batch = BATCH.lock().unwrap_or_else(PoisonError::into_inner);
+                while batch.held.is_empty() {
+                    batch = HELD.wait(batch).unwrap_or_else(PoisonError::into_inner);
+                }
+                let due = batch
+                    .window_start
+                    .map_or(Duration::ZERO, |start| WINDOW.saturating_sub(start.elapsed()));
+                drop(batch);
+                std::thread::sleep(due);
+                flush();
+            }
+        });
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            flush();
+            previous(info);
+        }));
+    });
+}
+
+impl<'a> MakeWriter<'a> for BoundedStderr {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Line {
+            pretty: self.pretty,
+            urgent: true,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        Line {
+            pretty: self.pretty,
+            urgent: *meta.level() <= Level::WARN,
+        }
+    }
+}
+
+impl Write for Line {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut stderr = std::io::stderr().lock();
-        if line.len() <= MAX_LINE_BYTES {
-            stderr.write_all(line)?;
-        } else if self.pretty {
-            writeln!(
-                stderr,
-                " WARN log_line_too_long: a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})",
-                line.len()
-            )?;
+        let too_long;
+        let text = if line.len() <= MAX_LINE_BYTES {
+            line
         } else {
-            writeln!(
-                stderr,
-                r#"{{"level":"WARN","event":"log_line_too_long","bytes":{},"message":"a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})"}}"#,
-                line.len(),
-                line.len()
-            )?;
+            too_long = if self.pretty {
+                format!(
+                    " WARN log_line_too_long: a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})\n",
+                    line.len()
+                )
+            } else {
+                format!(
+                    r#"{{"level":"WARN","event":"log_line_too_long","bytes":{},"message":"a log line of {} bytes was left out (longest written: {MAX_LINE_BYTES})"}}"#,
+                    line.len(),
+                    line.len()
+                ) + "\n"
+            };
+            too_long.as_bytes()
+        };
+        let mut batch = BATCH.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if batch
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= WINDOW)
+        {
+            batch.window_start = Some(now);
+            batch.written_in_window = 0;
+        }
+        let was_empty = batch.held.is_empty();
+        batch.held.extend_from_slice(text);
+        if self.urgent || (was_empty && batch.written_in_window < DIRECT_PER_WINDOW) {
+            batch.written_in_window += 1;
+            write_held(&mut batch);
+        } else if batch.held.len() >= MAX_HELD_BYTES {
+            write_held(&mut batch);
+        } else if was_empty {
+            HELD.notify_one();
         }
         Ok(line.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
+        Ok(())
     }
 }
 

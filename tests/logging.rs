@@ -143,7 +143,7 @@ async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
     // leaves them): both mean the default, not silence.
     let empty: &[(&str, &str)] = &[("MCP_LOG_LEVEL", ""), ("RUST_LOG", " ")];
     for configured in [&[][..], empty] {
-        let stderr = three_calls_on_stdio(configured).await;
+        let stderr = calls_on_stdio(configured, 3).await;
         let lines: Vec<Value> = stderr.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(
             lines.iter().filter(|l| l["event"] == "request").count(),
@@ -158,8 +158,9 @@ async fn default_filter_keeps_one_line_per_request_and_quiets_the_sdk() {
     }
 }
 
-/// Three calls on a stdio server with only `envs` set of its logging variables; its stderr.
-async fn three_calls_on_stdio(envs: &[(&str, &str)]) -> String {
+/// `calls` calls written at once to a stdio server with only `envs` set of its logging
+/// variables, then stdin closed; its stderr once it has exited.
+async fn calls_on_stdio(envs: &[(&str, &str)], calls: u64) -> String {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(support::BIN);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
@@ -177,19 +178,76 @@ async fn three_calls_on_stdio(envs: &[(&str, &str)]) -> String {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}
     });
+    // Written while the answers and logs are read, so that no pipe fills up and blocks.
     let mut stdin = child.stdin.take().unwrap();
-    for id in 1..=3 {
-        let call = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "convert_temperature", "_meta": meta,
-            "arguments": { "temperature": { "value": 0, "unit": "celsius" }, "to": "kelvin" }
-        }});
-        stdin.write_all(format!("{call}\n").as_bytes()).await.unwrap();
-    }
-    drop(stdin);
+    tokio::spawn(async move {
+        for id in 1..=calls {
+            let call = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                "name": "convert_temperature", "_meta": meta,
+                "arguments": { "temperature": { "value": 0, "unit": "celsius" }, "to": "kelvin" }
+            }});
+            stdin.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+    });
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count() as u64, calls);
     String::from_utf8(out.stderr).unwrap()
+}
+
+/// Under a burst, `info` lines are written in batches rather than one `write` each: none is
+/// lost or cut, including those still held when the process exits, and each is a whole line.
+#[tokio::test]
+async fn a_burst_loses_no_log_line() {
+    let calls = 500;
+    let stderr = calls_on_stdio(&[], calls).await;
+    let mut ids: Vec<u64> = stderr
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .filter(|l| l["event"] == "request")
+        .map(|l| l["request_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=calls).collect::<Vec<_>>());
+}
+
+/// Lines held for a batch reach stderr while the server keeps running, not only at exit.
+#[tokio::test]
+async fn held_lines_are_written_while_serving() {
+    let upstream = FakeUpstream::start().await;
+    // A quota the burst stays under, so every call is answered by the tool.
+    let quota = [("MCP_RATE_LIMITS", "convert_temperature=100000/s:1000")];
+    let mut server = StdioServer::start(&upstream, &quota).await;
+    let client = server.connect(Generation::Stateless).await;
+    let calls = (0..200).map(|_| {
+        client.call_tool(
+            CallToolRequestParams::new("convert_temperature").with_arguments(
+                json!({ "temperature": { "value": 1, "unit": "celsius" }, "to": "kelvin" })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+    });
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.unwrap().is_error, Some(false));
+    }
+    let mut logged = 0;
+    for _ in 0..500 {
+        logged = server
+            .server
+            .logs
+            .events("request")
+            .iter()
+            .filter(|l| l["name"] == "convert_temperature")
+            .count();
+        if logged == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(logged, 200, "request lines on stderr while the server runs");
+    client.cancel().await.unwrap();
 }

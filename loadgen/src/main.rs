@@ -217,9 +217,28 @@ async fn main() {
     {
         std::process::exit(if abuse::run(binary).await { 0 } else { 1 });
     }
+    // `loadgen compare <binary> [target]`: only the comparison with the baselines, for a
+    // quick answer while working on speed (targets: http-2026-07-28, http-2025-11-25, stdio-2025-11-25).
+    if let [command, binary, only @ ..] = &args[..]
+        && command.as_os_str() == "compare"
+    {
+        let binaries = Binaries::beside_loadgen(binary);
+        let _ = pin::split();
+        let targets = [Target::HttpStateless, Target::HttpSession, Target::Stdio];
+        let mut comparisons = Vec::new();
+        for target in targets
+            .into_iter()
+            .filter(|t| only.is_empty() || only.iter().any(|o| o.as_os_str() == t.key()))
+        {
+            comparisons.push(compare::compare(&binaries, target).await);
+        }
+        let (baselines, ratios) = compare::tables(&comparisons, &mut |_, _, _, _, _| {});
+        println!("{baselines}\n{ratios}");
+        return;
+    }
     let [binary, out] = &args[..] else {
         eprintln!(
-            "usage: loadgen <release binary with the bench feature> <out dir>\n       loadgen abuse <release binary>"
+            "usage: loadgen <release binary with the bench feature> <out dir>\n       loadgen compare <that binary> [target ...]\n       loadgen abuse <release binary>"
         );
         std::process::exit(2);
     };
