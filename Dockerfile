@@ -9,9 +9,11 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # Cache mounts keep downloaded crates and compiled dependencies between builds: a code change
 # recompiles this crate only. The binary leaves the cache mount before the step ends.
+# Cargo features to build in, e.g. `--build-arg FEATURES=otel` for OpenTelemetry traces.
+ARG FEATURES=""
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
+    cargo build --release --locked --features "${FEATURES}" \
     && cp target/release/mcp-starter /usr/local/bin/mcp-starter
 
 # The runtime: glibc, libgcc, CA certificates and /etc/passwd with user nonroot (65532).

@@ -38,8 +38,9 @@ release: ## Optimised build: target/release/mcp-starter
 	$(CARGO) build --locked --release
 
 test: redis ## Run every test: unit tests and the protocol suites against the built binary
-	@# `fixtures` adds the test-only tool the upstream client's tests call (never in a release).
-	$(CARGO) test --locked --features fixtures
+	@# `fixtures` adds the test-only tool the upstream client's tests call (never in a release);
+	@# `otel` the trace export its tests check.
+	$(CARGO) test --locked --features fixtures,otel
 
 redis: ## Install redis-server when missing (Debian's package), for the replica tests
 	@scripts/tools redis-server
@@ -89,15 +90,15 @@ inspector: ## The pinned MCP Inspector's web UI (on the Node 22 make installs), 
 
 python-interop: redis ## The official MCP Python SDK client keeps its session across replicas and a restart (with Redis)
 	@venv="$$(interop/python-tools.sh $(BIN))" && PATH="$$venv/bin:$$PATH" \
-		$(CARGO) test --locked --features fixtures --test replicas -- --ignored
+		$(CARGO) test --locked --features fixtures,otel --test replicas -- --ignored
 
 observability-check: ## A real Prometheus (Debian's package, installed when missing) scrapes the server under load; PromQL finds the calls
 	@scripts/tools prometheus
-	$(CARGO) test --locked --features fixtures --test metrics -- --ignored
+	$(CARGO) test --locked --features fixtures,otel --test metrics -- --ignored
 
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
-		$(CARGO) test --locked --features fixtures --test inspector -- --ignored
+		$(CARGO) test --locked --features fixtures,otel --test inspector -- --ignored
 
 abuse: release ## Hostile load against the release build on loopback (not part of test): a table of figures against bounds
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -p loadgen

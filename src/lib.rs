@@ -15,6 +15,8 @@ pub mod healthcheck;
 )]
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod periodic;
 pub mod progress;
 pub mod prompts;

@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         .expect("starting the tokio runtime");
     match cli.command {
         Command::Serve(config) => {
-            if let Err(message) = telemetry::init(&config.log) {
+            // Inside the runtime: the trace exporter, when configured, sends on it.
+            let logging = {
+                let _runtime = runtime.enter();
+                telemetry::init(&config.log)
+            };
+            if let Err(message) = logging {
                 eprintln!("{message}");
                 return ExitCode::from(CONFIG_ERROR_EXIT as u8);
             }
@@ -56,7 +61,9 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             };
-            // Log lines still waiting for their batch.
+            // Spans still queued for the collector, then log lines still waiting for their batch.
+            #[cfg(feature = "otel")]
+            runtime.block_on(async { tokio::task::spawn_blocking(mcp_starter::otel::shutdown).await.ok() });
             telemetry::flush();
             code
         }

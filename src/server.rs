@@ -73,6 +73,11 @@ struct Seen {
     protocol: Option<ProtocolVersion>,
     transport: &'static str,
     subject: String,
+    /// The trace context the request's span continues, and its session (`otel` builds only).
+    #[cfg(feature = "otel")]
+    parent: Option<opentelemetry::Context>,
+    #[cfg(feature = "otel")]
+    session: Option<String>,
 }
 
 /// The server, one handle per session or request: the HTTP transport clones it for each one, so it is a
@@ -179,6 +184,20 @@ impl McpServer {
                 "stdio"
             },
             subject: self.principal(context).subject.clone(),
+            #[cfg(feature = "otel")]
+            parent: crate::otel::parent(
+                &context.meta.0.0,
+                context
+                    .extensions
+                    .get::<axum::http::request::Parts>()
+                    .map(|parts| &parts.headers),
+            ),
+            #[cfg(feature = "otel")]
+            session: context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|parts| parts.headers.get("mcp-session-id")?.to_str().ok())
+                .map(str::to_owned),
         }
     }
 
@@ -221,6 +240,19 @@ impl McpServer {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
+        #[cfg(feature = "otel")]
+        let (span, work) = {
+            let span = crate::otel::request_span(crate::otel::Request {
+                method,
+                target: name,
+                id: seen.id.to_string(),
+                protocol: seen.protocol.as_ref().map(|v| v.as_str()),
+                transport: seen.transport,
+                session: seen.session.as_deref(),
+                parent: seen.parent.clone(),
+            });
+            (span.clone(), tracing::Instrument::instrument(work, span))
+        };
         // Reading or cancelling a task is instant and still served once the drain ran out.
         let abortable = !method.starts_with("tasks/");
         let ((decision, outcome), result) = tokio::select! {
@@ -251,6 +283,13 @@ impl McpServer {
                 metrics.guard_decision(tool, decision);
             }
         }
+        #[cfg(feature = "otel")]
+        let (trace_id, span_id) = {
+            crate::otel::finish(&span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
+            crate::otel::ids(&span).unzip()
+        };
+        #[cfg(not(feature = "otel"))]
+        let (trace_id, span_id): (Option<String>, Option<String>) = (None, None);
         match &result {
             // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
             Ok(_) => tracing::info!(
@@ -264,6 +303,8 @@ impl McpServer {
                 decision,
                 duration_ms,
                 outcome,
+                trace_id = trace_id.as_deref(),
+                span_id = span_id.as_deref(),
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
@@ -279,6 +320,8 @@ impl McpServer {
                 outcome,
                 error_code = error.code.0,
                 error = clip(&error.message).as_ref(),
+                trace_id = trace_id.as_deref(),
+                span_id = span_id.as_deref(),
                 "handled {method}"
             ),
         }

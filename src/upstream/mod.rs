@@ -126,14 +126,30 @@ impl Upstream {
         }
     }
 
-    /// One attempt: send, then read the whole answer, all within `limit`.
-    async fn attempt(&self, request: &reqwest::Request, target: &Target, limit: Duration) -> Result<Answer, Failure> {
+    /// One attempt (`number`, from 1): send, then read the whole answer, all within `limit`.
+    async fn attempt(
+        &self,
+        request: &reqwest::Request,
+        target: &Target,
+        limit: Duration,
+        number: u32,
+    ) -> Result<Answer, Failure> {
         let mut request = request
             .try_clone()
             .expect("bodies are in memory (JSON at most), so requests clone");
         *request.timeout_mut() = Some(limit);
         let http = self.client().map_err(Failure::Other)?;
-        let mut response = http.execute(request).await?;
+        #[cfg(feature = "otel")]
+        let span = crate::otel::client_span(&mut request, number);
+        #[cfg(not(feature = "otel"))]
+        let _ = number;
+        #[cfg(feature = "otel")]
+        let sent = tracing::Instrument::instrument(http.execute(request), span.clone()).await;
+        #[cfg(not(feature = "otel"))]
+        let sent = http.execute(request).await;
+        #[cfg(feature = "otel")]
+        crate::otel::client_answered(&span, sent.as_ref().map(|r| r.status().as_u16()).map_err(|_| ()));
+        let mut response = sent?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry::retry_after(response.headers(), std::time::SystemTime::now());
@@ -198,8 +214,8 @@ impl UpstreamRequest<'_> {
         }
         upstream
             .retry
-            .run(&target, self.idempotent, |limit| {
-                upstream.attempt(&request, &target, limit)
+            .run(&target, self.idempotent, |limit, number| {
+                upstream.attempt(&request, &target, limit, number)
             })
             .await
     }

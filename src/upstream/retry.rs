@@ -185,7 +185,7 @@ impl RetryPolicy {
     /// stops everything at once: nothing is spawned, so nothing outlives it.
     pub async fn run<F, Fut>(&self, target: &Target, idempotent: bool, mut attempt: F) -> Result<Answer, UpstreamError>
     where
-        F: FnMut(Duration) -> Fut,
+        F: FnMut(Duration, u32) -> Fut,
         Fut: Future<Output = Result<Answer, Failure>>,
     {
         let started = Instant::now();
@@ -197,7 +197,7 @@ impl RetryPolicy {
             let number = number;
             let begun = Instant::now();
             let limit = self.attempt_timeout.min(deadline.saturating_duration_since(begun));
-            let attempt = attempt(limit);
+            let attempt = attempt(limit, number);
             async move {
                 match attempt.await {
                     Ok(answer) => Ok((answer, begun.elapsed())),
@@ -331,7 +331,7 @@ mod tests {
         let calls = Arc::new(AtomicU32::new(0));
         let failures = std::sync::Mutex::new(failures.into_iter());
         let result = policy
-            .run(&target(), idempotent, |_| {
+            .run(&target(), idempotent, |_, _| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 let next = failures.lock().unwrap().next();
                 async move {

@@ -6,6 +6,7 @@
 
 pub mod balancer;
 pub mod jwt;
+pub mod otlp;
 pub mod prometheus;
 pub mod raw;
 pub mod readme;

@@ -97,6 +97,7 @@ struct Fake {
     hits: Mutex<HashMap<String, usize>>,
     script: Mutex<Script>,
     delay_ms: AtomicU64,
+    traceparents: Mutex<Vec<String>>,
 }
 
 pub struct FakeUpstream {
@@ -163,6 +164,11 @@ impl FakeUpstream {
         hits.get(path).copied().unwrap_or(0)
     }
 
+    /// The `traceparent` headers requests came with, in order.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.fake.traceparents.lock().unwrap().clone()
+    }
+
     /// Requests received on any path.
     pub fn total_hits(&self) -> usize {
         self.fake.hits.lock().unwrap().values().sum()
@@ -198,6 +204,9 @@ impl FakeUpstream {
 async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response<Body> {
     let path = request.uri().path().to_owned();
     *fake.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    if let Some(traceparent) = request.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        fake.traceparents.lock().unwrap().push(traceparent.to_owned());
+    }
     let scripted = {
         let mut script = fake.script.lock().unwrap();
         let queued = script.next.get_mut(&path).and_then(VecDeque::pop_front);
