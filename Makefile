@@ -105,7 +105,9 @@ abuse: release ## Hostile load against the release build on loopback (not part o
 	ulimit -n 8192 2>/dev/null || true; target/loadgen/release/loadgen abuse target/release/$(BIN)
 
 bench: redis ## Benchmark the release build on loopback beside a bare rmcp server and an axum floor, in memory and with Redis (not part of test): prints tables, writes target/benchmark/
-	$(CARGO) build --locked --profile benchmark --features bench
+	$(CARGO) build --locked --profile benchmark --features bench,otel
+	@# The production build too, whose size the bench reports.
+	$(CARGO) build --locked --release
 	@# loadgen and the baselines it compares the server with (loadgen/baselines/), one workspace.
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
 	target/loadgen/release/loadgen target/benchmark/$(BIN) target/benchmark

@@ -19,6 +19,7 @@
 
 mod abuse;
 mod bitmap_text;
+mod collector;
 mod compare;
 mod http;
 mod load;
@@ -120,15 +121,36 @@ impl GuardCost {
 }
 
 async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
-    let mut servers = [
-        Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await,
-        Server::start(
-            binary,
-            target.transport(),
-            &[&ONE_ADDRESS_MANY_CLIENTS[..], &["--bench-guard-off"]].concat(),
-        )
-        .await,
-    ];
+    let with = Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await;
+    let without = Server::start(
+        binary,
+        target.transport(),
+        &[&ONE_ADDRESS_MANY_CLIENTS[..], &["--bench-guard-off"]].concat(),
+    )
+    .await;
+    paired_cost("guard chain", target, [with, without]).await
+}
+
+/// What exporting traces costs: the server exporting every request's span (and its upstream
+/// spans, none here) over OTLP to a local sink, against the same build with nothing configured.
+async fn telemetry_cost(binary: &Path, target: Target, sink: &collector::Sink) -> GuardCost {
+    let endpoint = sink.endpoint();
+    let with = Server::start_with(
+        binary,
+        target.transport(),
+        &ONE_ADDRESS_MANY_CLIENTS,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "bench"),
+        ],
+    )
+    .await;
+    let without = Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await;
+    paired_cost("traces exported", target, [with, without]).await
+}
+
+/// Two servers, one with something and one without, loaded in alternating rounds.
+async fn paired_cost(what: &str, target: Target, mut servers: [Server; 2]) -> GuardCost {
     let mut clients = [
         Some(open(&mut servers[0], target, GUARD_CONCURRENCY).await),
         Some(open(&mut servers[1], target, GUARD_CONCURRENCY).await),
@@ -158,7 +180,7 @@ async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
         throughput: (median(throughput_on), median(throughput_off)),
     };
     eprintln!(
-        "  guard chain, {}: {:.1} vs {:.1} µs of server CPU per call ({:.1} %); {:.0} vs {:.0} calls/s ({:.1} %)",
+        "  {what}, {}: {:.1} vs {:.1} µs of server CPU per call ({:.1} %); {:.0} vs {:.0} calls/s ({:.1} %)",
         target.label(),
         cost.cpu_us.0,
         cost.cpu_us.1,
@@ -273,6 +295,13 @@ async fn main() {
     eprintln!("guard chain ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):");
     let guard_http = guard_cost(binary, Target::HttpStateless).await;
     let guard_stdio = guard_cost(binary, Target::Stdio).await;
+    eprintln!(
+        "traces exported over OTLP to a local sink ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):"
+    );
+    let sink = collector::Sink::start().await;
+    let traces_http = telemetry_cost(binary, Target::HttpStateless, &sink).await;
+    let traces_stdio = telemetry_cost(binary, Target::Stdio, &sink).await;
+    let exported = sink.exports();
     eprintln!("shared state on Redis ({} in flight):", shared::CONCURRENCY);
     let redis = shared::RedisServer::start();
     let mut shared_costs = Vec::new();
@@ -307,7 +336,14 @@ async fn main() {
             .find(|(t, c, _)| *t == transport && *c == contender)
             .map_or((f64::NAN, f64::NAN), |s| s.2)
     };
-    let size_mib = std::fs::metadata(binary).map_or(f64::NAN, |m| m.len() as f64 / 1048576.0);
+    let mib = |path: &Path| std::fs::metadata(path).map_or(f64::NAN, |m| m.len() as f64 / 1048576.0);
+    let size_mib = mib(binary);
+    // The production build beside it (target/release/, which `make bench` builds too).
+    let release_mib = binary
+        .parent()
+        .and_then(Path::parent)
+        .zip(binary.file_name())
+        .map_or(f64::NAN, |(target, name)| mib(&target.join("release").join(name)));
 
     let mut table = String::from(
         "| transport | in flight | calls/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|\n",
@@ -360,6 +396,7 @@ async fn main() {
         row(&format!("{prefix}first_answer_max"), key, "", *max, "ms");
     }
     row("binary_size", "", "", size_mib, "MiB");
+    row("release_binary_size", "", "", release_mib, "MiB");
 
     let idle = results.iter().map(|r| r.idle_mib).fold(0.0, f64::max);
     let memory = results
@@ -389,6 +426,28 @@ async fn main() {
             ),
             "< 10 %",
             Some(cost.cpu_share() < 10.0),
+        );
+    }
+    for (target, cost) in [(Target::HttpStateless, &traces_http), (Target::Stdio, &traces_stdio)] {
+        row("traces_on_cpu_per_call", target.key(), &gc, cost.cpu_us.0, "us");
+        row("traces_off_cpu_per_call", target.key(), &gc, cost.cpu_us.1, "us");
+        row("traces_cost_cpu", target.key(), &gc, cost.cpu_share(), "%");
+        line(
+            format!(
+                "traces exported (OTLP to a local sink), {}, {GUARD_CONCURRENCY} in flight",
+                target.label()
+            ),
+            format!(
+                "{:.1} % of server CPU per call ({:.1} vs {:.1} µs); {:.1} % of throughput ({:.0} vs {:.0} calls/s); {exported} exports received",
+                cost.cpu_share(),
+                cost.cpu_us.0,
+                cost.cpu_us.1,
+                cost.throughput_share(),
+                cost.throughput.0,
+                cost.throughput.1
+            ),
+            "< 10 %",
+            Some(cost.cpu_share() < 10.0 && exported > 0),
         );
     }
     let sc = shared::CONCURRENCY.to_string();
@@ -446,7 +505,18 @@ async fn main() {
         "0",
         Some(errors_at_256 == 0),
     );
-    line("release binary size".into(), format!("{size_mib:.1} MiB"), "", None);
+    line(
+        "release binary size (the production build, no features)".into(),
+        format!("{release_mib:.1} MiB"),
+        "< 12.6 MiB",
+        Some(release_mib < 12.6),
+    );
+    line(
+        "the measured build's size (with the `bench` and `otel` features)".into(),
+        format!("{size_mib:.1} MiB"),
+        "",
+        None,
+    );
 
     let tables = format!("{table}\n{baselines}\n{ratios}\n{summary}");
     println!("\n{tables}");

@@ -70,11 +70,19 @@ impl Server {
     /// Starts `binary serve` on `transport` with `args` added. HTTP returns once it listens;
     /// stdio returns at once (requests written before it reads are simply waiting in the pipe).
     pub async fn start(binary: &Path, transport: Transport, args: &[&str]) -> Server {
+        Self::start_with(binary, transport, args, &[]).await
+    }
+
+    /// [`Self::start`] with environment variables set (the OpenTelemetry ones, say).
+    pub async fn start_with(binary: &Path, transport: Transport, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary);
         // Only the settings given here count, not whatever the caller's shell has set.
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
+        for (key, _) in
+            std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k.starts_with("OTEL_") || k == "RUST_LOG")
+        {
             command.env_remove(key);
         }
+        command.envs(envs.iter().copied());
         command
             .args([
                 "serve",
