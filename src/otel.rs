@@ -7,34 +7,32 @@
 //! dropped, never waited for) and a thread of its own, so a slow or dead collector costs a
 //! request nothing. What is queued is sent when the server exits, after its drain.
 //!
-//! One span per MCP request, named and attributed on OpenTelemetry's MCP conventions
-//! (`server.rs`), parented on the W3C trace context in `params._meta` (else the HTTP
-//! `traceparent` header); one client span per upstream attempt, whose context travels on in the
-//! upstream request's `traceparent` (`upstream/`).
+//! Spans are made with the OpenTelemetry API itself (through `tracing` they cost twice as much):
+//! one per MCP request, named and attributed on OpenTelemetry's MCP conventions (`server.rs`),
+//! parented on the W3C trace context in `params._meta` (else the HTTP `traceparent` header);
+//! one client span per upstream attempt, whose context travels on in the upstream request's
+//! `traceparent` (`upstream/`).
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    borrow::Cow,
+    sync::OnceLock,
+    time::{Duration, SystemTime},
+};
 
 use axum::{body::Bytes, http};
-
 use opentelemetry::{
-    Context,
+    Context, KeyValue,
     propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator},
-    trace::{TraceContextExt, TracerProvider as _},
+    trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _},
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{
     Resource,
     propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::SdkTracerProvider,
+    trace::{SdkTracer, SdkTracerProvider},
 };
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{Layer, Registry, filter::filter_fn};
 
-/// The target of the spans this module exports; nothing else reaches the exporter.
-pub const TARGET: &str = "otel";
-
-static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+static PROVIDER: OnceLock<(SdkTracerProvider, SdkTracer)> = OnceLock::new();
 
 fn propagator() -> &'static TextMapCompositePropagator {
     static PROPAGATOR: OnceLock<TextMapCompositePropagator> = OnceLock::new();
@@ -46,18 +44,17 @@ fn propagator() -> &'static TextMapCompositePropagator {
     })
 }
 
-/// Whether traces are exported: request spans are only made when they are.
-pub fn enabled() -> bool {
-    PROVIDER.get().is_some()
+fn tracer() -> Option<&'static SdkTracer> {
+    PROVIDER.get().map(|(_, tracer)| tracer)
 }
 
-/// The exporting layer when the environment configures an endpoint; `None` (and nothing
-/// else to do) when it does not. Fails, as a configuration error, on a protocol this build
-/// cannot speak.
-pub fn layer() -> Result<Option<impl Layer<Registry> + Send + Sync>, String> {
+/// Starts exporting when the environment configures an endpoint; does nothing when it does
+/// not. Fails, as a configuration error, on a protocol this build cannot speak. Called once,
+/// inside the runtime the exporter sends on.
+pub fn init() -> Result<(), String> {
     let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     if !configured("OTEL_EXPORTER_OTLP_ENDPOINT") && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        return Ok(None);
+        return Ok(());
     }
     for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
         if let Ok(protocol) = std::env::var(name)
@@ -90,18 +87,18 @@ pub fn layer() -> Result<Option<impl Layer<Registry> + Send + Sync>, String> {
         .with_resource(Resource::builder().build())
         .build();
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
-    let _ = PROVIDER.set(provider);
-    Ok(Some(
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_tracked_inactivity(false)
-            .with_filter(filter_fn(|meta| meta.target() == TARGET)),
-    ))
+    let _ = PROVIDER.set((provider, tracer));
+    Ok(())
+}
+
+/// Whether traces are exported: spans are only made when they are.
+pub fn enabled() -> bool {
+    PROVIDER.get().is_some()
 }
 
 /// Sends what is queued and stops the exporter (at exit, after the drain).
 pub fn shutdown() {
-    if let Some(provider) = PROVIDER.get()
+    if let Some((provider, _)) = PROVIDER.get()
         && let Err(error) = provider.shutdown()
     {
         tracing::warn!(event = "otel_shutdown", %error, "could not send every queued span at exit");
@@ -124,7 +121,7 @@ pub fn parent(meta: &serde_json::Map<String, serde_json::Value>, headers: Option
 
 /// What a request's span is named and attributed with, on OpenTelemetry's MCP conventions.
 pub struct Request<'a> {
-    pub method: &'a str,
+    pub method: &'static str,
     /// The tool, prompt or resource URI the request names.
     pub target: Option<&'a str>,
     pub id: String,
@@ -135,135 +132,117 @@ pub struct Request<'a> {
     pub parent: Option<Context>,
 }
 
-/// The span of one MCP request (a disabled span when nothing is exported).
-pub fn request_span(request: Request<'_>) -> Span {
-    if !enabled() {
-        return Span::none();
-    }
-    let empty = tracing::field::Empty;
-    let name = match request.target {
-        Some(target) => format!("{} {target}", request.method),
-        None => request.method.to_owned(),
+/// The span of one MCP request, in the context its work runs in; `None` when nothing is
+/// exported.
+pub fn request_span(request: Request<'_>) -> Option<Context> {
+    let tracer = tracer()?;
+    let name: Cow<'static, str> = match request.target {
+        Some(target) => format!("{} {target}", request.method).into(),
+        None => request.method.into(),
     };
-    let span = tracing::info_span!(
-        target: "otel",
-        "mcp.request",
-        otel.name = name,
-        otel.kind = "server",
-        otel.status_code = empty,
-        "mcp.method.name" = request.method,
-        "gen_ai.tool.name" = empty,
-        "gen_ai.operation.name" = empty,
-        "gen_ai.prompt.name" = empty,
-        "mcp.resource.uri" = empty,
-        "jsonrpc.request.id" = request.id,
-        "mcp.protocol.version" = request.protocol,
-        "mcp.session.id" = request.session,
-        "network.transport" = if request.transport == "stdio" { "pipe" } else { "tcp" },
-        "error.type" = empty,
-        "rpc.response.status_code" = empty,
-        "mcp.guard.decision" = empty,
-        "mcp.outcome" = empty,
-    );
+    let mut attributes = Vec::with_capacity(9);
+    attributes.push(KeyValue::new("mcp.method.name", request.method));
     match (request.method, request.target) {
         ("tools/call", Some(tool)) => {
-            span.record("gen_ai.tool.name", tool);
-            span.record("gen_ai.operation.name", "execute_tool");
+            attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_owned()));
+            attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
-        ("prompts/get", Some(prompt)) => {
-            span.record("gen_ai.prompt.name", prompt);
-        }
+        ("prompts/get", Some(prompt)) => attributes.push(KeyValue::new("gen_ai.prompt.name", prompt.to_owned())),
         ("resources/read" | "resources/subscribe" | "resources/unsubscribe", Some(uri)) => {
-            span.record("mcp.resource.uri", uri);
+            attributes.push(KeyValue::new("mcp.resource.uri", uri.to_owned()));
         }
         _ => {}
     }
-    if let Some(parent) = request.parent {
-        let _ = span.set_parent(parent);
+    attributes.push(KeyValue::new("jsonrpc.request.id", request.id));
+    if let Some(protocol) = request.protocol {
+        attributes.push(KeyValue::new("mcp.protocol.version", protocol.to_owned()));
     }
-    span
+    if let Some(session) = request.session {
+        attributes.push(KeyValue::new("mcp.session.id", session.to_owned()));
+    }
+    let transport = if request.transport == "stdio" { "pipe" } else { "tcp" };
+    attributes.push(KeyValue::new("network.transport", transport));
+    let span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_start_time(SystemTime::now())
+        .with_attributes(attributes)
+        .start_with_context(tracer, request.parent.as_ref().unwrap_or(&Context::new()));
+    Some(Context::new().with_span(span))
 }
 
-/// Records how a request ended: the guard's decision, the outcome, and the error as the
-/// conventions name it (`tool_error` for an `isError` result, else the JSON-RPC code).
-pub fn finish(span: &Span, decision: Option<&str>, outcome: &str, error_code: Option<i32>) {
-    if span.is_disabled() {
-        return;
-    }
+/// Ends a request's span with how it ended: the guard's decision, the outcome, and the error
+/// as the conventions name it (`tool_error` for an `isError` result, else the JSON-RPC code).
+pub fn finish(context: &Context, decision: Option<&'static str>, outcome: &'static str, error_code: Option<i32>) {
+    let span = context.span();
     if let Some(decision) = decision {
-        span.record("mcp.guard.decision", decision);
+        span.set_attribute(KeyValue::new("mcp.guard.decision", decision));
     }
-    span.record("mcp.outcome", outcome);
+    span.set_attribute(KeyValue::new("mcp.outcome", outcome));
     match error_code {
         Some(code) => {
-            span.record("error.type", code.to_string());
-            span.record("rpc.response.status_code", code.to_string());
-            span.record("otel.status_code", "error");
+            span.set_attribute(KeyValue::new("error.type", code.to_string()));
+            span.set_attribute(KeyValue::new("rpc.response.status_code", code.to_string()));
+            span.set_status(Status::error(""));
         }
         None if !matches!(outcome, "ok" | "task_started") => {
-            span.record("error.type", "tool_error");
-            span.record("otel.status_code", "error");
+            span.set_attribute(KeyValue::new("error.type", "tool_error"));
+            span.set_status(Status::error(""));
         }
         None => {}
     }
+    span.end();
 }
 
-/// The client span of one upstream attempt, on the HTTP client conventions, its context
-/// written into the request's `traceparent` so the trace goes on upstream. Query strings are
-/// left out of every attribute.
-pub fn client_span(request: &mut reqwest::Request, attempt: u32) -> Span {
-    if !enabled() {
-        return Span::none();
-    }
+/// A span's trace and span ids, as hex, for the log line of the same work.
+pub fn ids(context: &Context) -> (String, String) {
+    let span = context.span();
+    let ids = span.span_context();
+    (ids.trace_id().to_string(), ids.span_id().to_string())
+}
+
+/// The client span of one upstream attempt, on the HTTP client conventions, under the current
+/// request's span; its context is written into the request's `traceparent` so the trace goes on
+/// upstream. Query strings are left out of every attribute.
+pub fn client_span(request: &mut reqwest::Request, attempt: u32) -> Option<Context> {
+    let tracer = tracer()?;
     let url = request.url();
-    let span = tracing::info_span!(
-        target: "otel",
-        "upstream.request",
-        otel.name = request.method().as_str(),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        "http.request.method" = request.method().as_str(),
-        "server.address" = url.host_str().unwrap_or_default(),
-        "server.port" = url.port_or_known_default(),
-        "url.path" = url.path(),
-        "http.request.resend_count" = attempt.saturating_sub(1),
-        "http.response.status_code" = tracing::field::Empty,
-        "error.type" = tracing::field::Empty,
-    );
-    inject(&span, request.headers_mut());
-    span
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", request.method().as_str().to_owned()),
+        KeyValue::new("server.address", url.host_str().unwrap_or_default().to_owned()),
+        KeyValue::new("url.path", url.path().to_owned()),
+        KeyValue::new("http.request.resend_count", i64::from(attempt.saturating_sub(1))),
+    ];
+    if let Some(port) = url.port_or_known_default() {
+        attributes.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    let span = tracer
+        .span_builder(request.method().as_str().to_owned())
+        .with_kind(SpanKind::Client)
+        .with_attributes(attributes)
+        .start_with_context(tracer, &Context::current());
+    let context = Context::current().with_span(span);
+    propagator().inject_context(&context, &mut opentelemetry_http::HeaderInjector(request.headers_mut()));
+    Some(context)
 }
 
-/// Records an upstream attempt's status, or that it got none.
-pub fn client_answered(span: &Span, status: Result<u16, ()>) {
+/// Ends an upstream attempt's span with its status, or that it got none.
+pub fn client_answered(context: &Context, status: Result<u16, ()>) {
+    let span = context.span();
     match status {
         Ok(status) => {
-            span.record("http.response.status_code", status);
+            span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
             if status >= 400 {
-                span.record("error.type", status.to_string());
-                span.record("otel.status_code", "error");
+                span.set_attribute(KeyValue::new("error.type", status.to_string()));
+                span.set_status(Status::error(""));
             }
         }
         Err(()) => {
-            span.record("error.type", "network");
-            span.record("otel.status_code", "error");
+            span.set_attribute(KeyValue::new("error.type", "network"));
+            span.set_status(Status::error(""));
         }
     }
-}
-
-/// `span`'s trace and span ids, as hex, for the log line of the same work.
-pub fn ids(span: &Span) -> Option<(String, String)> {
-    let context = span.context();
-    let span = context.span();
-    let ids = span.span_context();
-    ids.is_valid()
-        .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
-}
-
-/// Writes `span`'s trace context into an outgoing request's headers.
-pub fn inject(span: &Span, headers: &mut http::HeaderMap) {
-    let context: Context = span.context();
-    propagator().inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
+    span.end();
 }
 
 struct MetaCarrier<'a>(&'a serde_json::Map<String, serde_json::Value>);

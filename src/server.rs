@@ -240,18 +240,22 @@ impl McpServer {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
+        // The request's span, when traces are exported; its work runs in the span's context.
         #[cfg(feature = "otel")]
-        let (span, work) = {
-            let span = crate::otel::request_span(crate::otel::Request {
-                method,
-                target: name,
-                id: seen.id.to_string(),
-                protocol: seen.protocol.as_ref().map(|v| v.as_str()),
-                transport: seen.transport,
-                session: seen.session.as_deref(),
-                parent: seen.parent.clone(),
-            });
-            (span.clone(), tracing::Instrument::instrument(work, span))
+        let (span, work) = match crate::otel::request_span(crate::otel::Request {
+            method,
+            target: name,
+            id: seen.id.to_string(),
+            protocol: seen.protocol.as_ref().map(|v| v.as_str()),
+            transport: seen.transport,
+            session: seen.session.as_deref(),
+            parent: seen.parent.clone(),
+        }) {
+            Some(span) => (
+                Some(span.clone()),
+                futures_util::future::Either::Left(opentelemetry::context::FutureExt::with_context(work, span)),
+            ),
+            None => (None, futures_util::future::Either::Right(work)),
         };
         // Reading or cancelling a task is instant and still served once the drain ran out.
         let abortable = !method.starts_with("tasks/");
@@ -284,9 +288,13 @@ impl McpServer {
             }
         }
         #[cfg(feature = "otel")]
-        let (trace_id, span_id) = {
-            crate::otel::finish(&span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
-            crate::otel::ids(&span).unzip()
+        let (trace_id, span_id) = match &span {
+            Some(span) => {
+                crate::otel::finish(span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
+                let (trace, span) = crate::otel::ids(span);
+                (Some(trace), Some(span))
+            }
+            None => (None, None),
         };
         #[cfg(not(feature = "otel"))]
         let (trace_id, span_id): (Option<String>, Option<String>) = (None, None);

@@ -14,7 +14,7 @@ use std::{
 };
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::{EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -37,40 +37,29 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
         },
     };
     start_flusher();
-    let writer = BoundedStderr {
-        pretty: config.log_format == LogFormat::Pretty,
-    };
-    // The filter is the log lines' own: exported spans have theirs (`otel.rs`).
-    let lines = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(BoundedStderr {
+            pretty: config.log_format == LogFormat::Pretty,
+        });
+    match config.log_format {
+        LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
+            .init(),
+        LogFormat::Pretty => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_filter(filter)
-            .boxed(),
-    };
+            .init(),
+    }
     #[cfg(feature = "otel")]
-    let spans = crate::otel::layer()?;
+    crate::otel::init()?;
     #[cfg(not(feature = "otel"))]
-    let spans: Option<tracing_subscriber::layer::Identity> = None;
-    #[cfg(not(feature = "otel"))]
-    let unbuilt = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    if let Some(name) = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
         .into_iter()
-        .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
-    tracing_subscriber::registry()
-        .with(spans)
-        .with(lines)
-        .try_init()
-        .map_err(|e| format!("error: cannot start logging: {e}"))?;
-    #[cfg(not(feature = "otel"))]
-    if let Some(name) = unbuilt {
+        .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+    {
         tracing::warn!(
             event = "otel_not_built",
             "{name} is set, but this build has no OpenTelemetry (cargo feature `otel`): no traces are exported"

@@ -258,6 +258,18 @@ async fn main() {
         println!("{baselines}\n{ratios}");
         return;
     }
+    // `loadgen traces <binary>`: only what exporting traces costs.
+    if let [command, binary] = &args[..]
+        && command.as_os_str() == "traces"
+    {
+        let _ = pin::split();
+        let sink = collector::Sink::start().await;
+        for target in [Target::HttpStateless, Target::Stdio] {
+            telemetry_cost(binary, target, &sink).await;
+        }
+        eprintln!("{} exports received", sink.exports());
+        return;
+    }
     let [binary, out] = &args[..] else {
         eprintln!(
             "usage: loadgen <release binary with the bench feature> <out dir>\n       loadgen compare <that binary> [target ...]\n       loadgen abuse <release binary>"

@@ -143,12 +143,11 @@ impl Upstream {
         let span = crate::otel::client_span(&mut request, number);
         #[cfg(not(feature = "otel"))]
         let _ = number;
-        #[cfg(feature = "otel")]
-        let sent = tracing::Instrument::instrument(http.execute(request), span.clone()).await;
-        #[cfg(not(feature = "otel"))]
         let sent = http.execute(request).await;
         #[cfg(feature = "otel")]
-        crate::otel::client_answered(&span, sent.as_ref().map(|r| r.status().as_u16()).map_err(|_| ()));
+        if let Some(span) = &span {
+            crate::otel::client_answered(span, sent.as_ref().map(|r| r.status().as_u16()).map_err(|_| ()));
+        }
         let mut response = sent?;
         let status = response.status();
         if !status.is_success() {
