@@ -118,6 +118,19 @@ impl GuardCost {
     fn throughput_share(&self) -> f64 {
         (1.0 - self.throughput.0 / self.throughput.1) * 100.0
     }
+
+    /// Both shares, and the figures they come from, for the summary table.
+    fn describe(&self) -> String {
+        format!(
+            "{:.1} % of server CPU per call ({:.1} vs {:.1} µs); {:.1} % of throughput ({:.0} vs {:.0} calls/s)",
+            self.cpu_share(),
+            self.cpu_us.0,
+            self.cpu_us.1,
+            self.throughput_share(),
+            self.throughput.0,
+            self.throughput.1
+        )
+    }
 }
 
 async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
@@ -427,15 +440,7 @@ async fn main() {
     for (target, cost) in [(Target::HttpStateless, &guard_http), (Target::Stdio, &guard_stdio)] {
         line(
             format!("guard chain cost, {}, {GUARD_CONCURRENCY} in flight", target.label()),
-            format!(
-                "{:.1} % of server CPU per call ({:.1} vs {:.1} µs); {:.1} % of throughput ({:.0} vs {:.0} calls/s)",
-                cost.cpu_share(),
-                cost.cpu_us.0,
-                cost.cpu_us.1,
-                cost.throughput_share(),
-                cost.throughput.0,
-                cost.throughput.1
-            ),
+            cost.describe(),
             "< 10 %",
             Some(cost.cpu_share() < 10.0),
         );
@@ -449,15 +454,7 @@ async fn main() {
                 "traces exported (OTLP to a local sink), {}, {GUARD_CONCURRENCY} in flight",
                 target.label()
             ),
-            format!(
-                "{:.1} % of server CPU per call ({:.1} vs {:.1} µs); {:.1} % of throughput ({:.0} vs {:.0} calls/s); {exported} exports received",
-                cost.cpu_share(),
-                cost.cpu_us.0,
-                cost.cpu_us.1,
-                cost.throughput_share(),
-                cost.throughput.0,
-                cost.throughput.1
-            ),
+            format!("{}; {exported} exports received", cost.describe()),
             "< 10 %",
             Some(cost.cpu_share() < 10.0 && exported > 0),
         );
