@@ -18,6 +18,9 @@ fn env(redis: &RedisServer, extra: &[(&'static str, &str)]) -> Vec<(&'static str
         ("MCP_AUTH", "static".to_owned()),
         ("MCP_AUTH_TOKENS", format!("{ALICE} alice mcp:admin; {BOB} bob")),
         ("MCP_REDIS_URL", redis.url()),
+        // A replica's first command also connects; with every test of this file running at once
+        // (each with its Redis and replicas), that can take longer than the 250 ms default.
+        ("MCP_REDIS_TIMEOUT", "2000".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     env

@@ -32,7 +32,7 @@ use rmcp::{
 };
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, BufReader, ReadBuf},
+    io::{AsyncRead, BufReader, ReadBuf},
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
@@ -102,8 +102,19 @@ impl Generation {
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<String>>>);
 
+/// Under load the server holds `info` lines for up to 10 ms to write them together; a reader
+/// that looks right after a burst waits this long first.
+const LOG_BATCH_WAIT: Duration = Duration::from_millis(50);
+
 impl Logs {
+    /// The lines written so far, once any the server still held have been written.
     pub fn lines(&self) -> Vec<String> {
+        // Blocking is fine: the lines are read on a thread of their own.
+        std::thread::sleep(LOG_BATCH_WAIT);
+        self.read_so_far()
+    }
+
+    fn read_so_far(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
 
@@ -132,7 +143,7 @@ impl Logs {
     pub async fn wait_for_match(&self, matches: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..500 {
             if let Some(v) = self
-                .lines()
+                .read_so_far()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .find(|v| matches(v))
@@ -147,13 +158,23 @@ impl Logs {
         );
     }
 
-    /// Reads `stderr` into the lines until it closes; the handle ends when it has.
-    fn collect(&self, stderr: impl AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinHandle<()> {
+    /// Reads `stderr` into the lines until it closes, on a thread of its own (so a test that
+    /// waits in [`Self::lines`] does not stop the reading); the handle ends when it has.
+    fn collect(&self, stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<()> {
+        use std::{io::BufRead, os::fd::AsRawFd};
+        let fd = stderr.into_owned_fd().expect("the server's stderr");
+        // SAFETY: clearing O_NONBLOCK on a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
         let lines = self.0.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                lines.lock().unwrap().push(line);
+        tokio::task::spawn_blocking(move || {
+            for line in std::io::BufReader::new(std::fs::File::from(fd)).lines() {
+                match line {
+                    Ok(line) => lines.lock().unwrap().push(line),
+                    Err(_) => break,
+                }
             }
         })
     }
