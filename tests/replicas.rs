@@ -156,8 +156,17 @@ async fn tasks_are_read_and_cancelled_on_any_replica_and_outlive_a_restart() {
 async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
     let mut redis = RedisServer::start().await;
     let upstream = FakeUpstream::start().await;
-    let open = replica(&upstream, &env(&redis, &[("MCP_REDIS_ON_FAILURE", "open")])).await;
-    let closed = replica(&upstream, &env(&redis, &[("MCP_REDIS_ON_FAILURE", "closed")])).await;
+    // The default command timeout: what a replica waits for a Redis that went away.
+    let open = replica(
+        &upstream,
+        &env(&redis, &[("MCP_REDIS_ON_FAILURE", "open"), ("MCP_REDIS_TIMEOUT", "")]),
+    )
+    .await;
+    let closed = replica(
+        &upstream,
+        &env(&redis, &[("MCP_REDIS_ON_FAILURE", "closed"), ("MCP_REDIS_TIMEOUT", "")]),
+    )
+    .await;
     for server in [&open, &closed] {
         assert!(fetch(server, &upstream, ALICE).await.0);
         let (status, body) = readyz(server).await;
