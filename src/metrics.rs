@@ -59,6 +59,12 @@ struct Refusal {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpansDropped {
+    /// `queue_full` or `export_failed`.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamAttempt {
     host: &'static str,
     outcome: &'static str,
@@ -73,6 +79,7 @@ pub struct Metrics {
     guard: Family<GuardDecision, Counter>,
     refusals: Family<Refusal, Counter>,
     upstream: Family<UpstreamAttempt, Counter>,
+    spans_dropped: Family<SpansDropped, Counter>,
     pub in_flight: Gauge<i64, AtomicI64>,
     pub sessions: Gauge<i64, AtomicI64>,
     pub rate_limit_buckets: Gauge<i64, AtomicI64>,
@@ -127,6 +134,12 @@ pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>) -
             "Attempts at upstream API calls, by host and outcome",
             upstream.clone(),
         );
+        let spans_dropped = Family::default();
+        registry.register(
+            "mcp_otel_spans_dropped",
+            "Trace spans lost before reaching the collector, by reason",
+            spans_dropped.clone(),
+        );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let gauge = Gauge::<i64, AtomicI64>::default();
             registry.register(name, help, gauge.clone());
@@ -154,6 +167,7 @@ pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>) -
             guard,
             refusals,
             upstream,
+            spans_dropped,
             in_flight,
             sessions,
             rate_limit_buckets,
@@ -216,6 +230,14 @@ impl Metrics {
     pub fn upstream_attempt(&self, host: &str, outcome: &'static str) {
         let host = self.hosts.iter().find(|h| **h == host).copied().unwrap_or(OTHER);
         self.upstream.get_or_create(&UpstreamAttempt { host, outcome }).inc();
+    }
+
+    #[cfg_attr(
+        not(feature = "otel"),
+        allow(dead_code, reason = "spans are made with the `otel` feature")
+    )]
+    pub fn spans_dropped(&self, reason: &'static str, spans: u64) {
+        self.spans_dropped.get_or_create(&SpansDropped { reason }).inc_by(spans);
     }
 
     fn encode(&self) -> String {

@@ -5,7 +5,9 @@
 //!
 //! Spans leave through the SDK's batch processor: a queue of bounded size (spans past it are
 //! dropped, never waited for) and a thread of its own, so a slow or dead collector costs a
-//! request nothing. What is queued is sent when the server exits, after its drain.
+//! request nothing. What is queued is sent when the server exits, after its drain. Spans lost
+//! (past the queue's bound, or in an export the collector did not take) are counted
+//! (`mcp_otel_spans_dropped_total`) and logged at most once a minute.
 //!
 //! Spans are made with the OpenTelemetry API itself (through `tracing` they cost twice as much):
 //! one per MCP request, named and attributed on OpenTelemetry's MCP conventions (`server.rs`),
@@ -15,8 +17,11 @@
 
 use std::{
     borrow::Cow,
-    sync::OnceLock,
-    time::{Duration, SystemTime},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
 };
 
 use axum::{body::Bytes, http};
@@ -28,8 +33,11 @@ use opentelemetry::{
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{
     Resource,
+    error::OTelSdkResult,
     propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{SdkTracer, SdkTracerProvider},
+    trace::{
+        BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+    },
 };
 
 static PROVIDER: OnceLock<(SdkTracerProvider, SdkTracer)> = OnceLock::new();
@@ -82,8 +90,24 @@ pub fn init() -> Result<(), String> {
         })
         .build()
         .map_err(|e| format!("error: invalid OpenTelemetry settings: {e}"))?;
+    // The SDK's own default and variable, read here too so both bounds are the same.
+    let capacity = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
+        .ok()
+        .and_then(|size| size.trim().parse().ok())
+        .unwrap_or(2048);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let batch = BatchSpanProcessor::builder(Counted {
+        inner: exporter,
+        queued: queued.clone(),
+    })
+    .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(capacity).build())
+    .build();
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(Admission {
+            inner: batch,
+            queued,
+            capacity,
+        })
         .with_resource(Resource::builder().build())
         .build();
     let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
@@ -201,6 +225,16 @@ pub fn ids(context: &Context) -> (String, String) {
     (ids.trace_id().to_string(), ids.span_id().to_string())
 }
 
+/// The ids of the span current where this is called (a request's, or an upstream attempt's),
+/// when there is one.
+pub fn current_ids() -> Option<(String, String)> {
+    if !enabled() {
+        return None;
+    }
+    let context = Context::current();
+    context.span().span_context().is_valid().then(|| ids(&context))
+}
+
 /// The client span of one upstream attempt, on the HTTP client conventions, under the current
 /// request's span; its context is written into the request's `traceparent` so the trace goes on
 /// upstream. Query strings are left out of every attribute.
@@ -243,6 +277,102 @@ pub fn client_answered(context: &Context, status: Result<u16, ()>) {
         }
     }
     span.end();
+}
+
+/// The batch processor behind a count of the spans it holds: a span past its bound is dropped
+/// here, where it is counted, so the processor's own queue (of the same size) never fills.
+#[derive(Debug)]
+struct Admission {
+    inner: BatchSpanProcessor,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl SpanProcessor for Admission {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, context: &Context) {
+        self.inner.on_start(span, context);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            dropped("queue_full", 1);
+            return;
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The exporter, releasing its batch from [`Admission`]'s count when sent and counting the
+/// spans of a batch the collector did not take.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    queued: Arc<AtomicUsize>,
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        let spans = batch.len();
+        let sent = self.inner.export(batch);
+        async move {
+            let result = sent.await;
+            self.queued.fetch_sub(spans, Ordering::AcqRel);
+            if result.is_err() {
+                dropped("export_failed", spans);
+            }
+            result
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Counts spans lost; logs how many at most once a minute (a dead collector would otherwise
+/// log once per batch).
+fn dropped(reason: &'static str, spans: usize) {
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    static LOGGED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.spans_dropped(reason, spans as u64);
+    }
+    UNLOGGED.fetch_add(spans as u64, Ordering::Relaxed);
+    let Ok(mut logged_at) = LOGGED_AT.try_lock() else {
+        return;
+    };
+    if logged_at.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+        return;
+    }
+    *logged_at = Some(Instant::now());
+    let spans = UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        event = "otel_spans_dropped",
+        spans,
+        reason,
+        "spans were dropped: the collector is unreachable or slower than the spans made (the next count comes in a minute at most)"
+    );
 }
 
 struct MetaCarrier<'a>(&'a serde_json::Map<String, serde_json::Value>);

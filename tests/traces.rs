@@ -127,6 +127,14 @@ async fn each_request_is_a_span_on_the_mcp_conventions_continuing_the_callers_tr
             .await;
         assert_eq!(line["trace_id"], TRACE, "{case}: {line}");
         assert_eq!(line["span_id"], call.span_id().as_str(), "{case}: {line}");
+        // So does every line written while the request runs, such as the upstream client's.
+        let attempt_line = logs.wait_for("upstream_attempt").await;
+        assert_eq!(attempt_line["trace_id"], TRACE, "{case}: {attempt_line}");
+        assert_eq!(
+            attempt_line["span_id"],
+            call.span_id().as_str(),
+            "{case}: {attempt_line}"
+        );
         client.cancel().await.unwrap();
     }
 }
@@ -174,6 +182,7 @@ async fn a_dead_collector_changes_no_answer() {
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", dead.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        METRICS,
     ];
     let server = HttpServer::start(&upstream, &env).await;
     let client = server.connect(Generation::Stateless).await;
@@ -181,5 +190,61 @@ async fn a_dead_collector_changes_no_answer() {
         let result = client.call_tool(traced_fetch(&upstream)).await.unwrap();
         assert_eq!(result.is_error, Some(false), "{result:?}");
     }
+    // The spans it lost are counted and logged.
+    let line = server.server.logs.wait_for("otel_spans_dropped").await;
+    assert_eq!(line["reason"], "export_failed", "{line}");
+    assert!(line["spans"].as_u64() > Some(0), "{line}");
+    let metrics = metrics_addr(&server.server.logs).await;
+    assert!(dropped(metrics, "export_failed").await > 0.0);
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn spans_past_the_queue_are_dropped_and_counted_while_the_collector_hangs() {
+    // A collector that takes the connection and never answers.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", hanging.local_addr().unwrap());
+    let upstream = FakeUpstream::start().await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
+        METRICS,
+    ];
+    let server = HttpServer::start(&upstream, &env).await;
+    let client = server.connect(Generation::Stateless).await;
+    for _ in 0..10 {
+        let result = client.call_tool(traced_fetch(&upstream)).await.unwrap();
+        assert_eq!(result.is_error, Some(false), "{result:?}");
+    }
+    let metrics = metrics_addr(&server.server.logs).await;
+    // Two spans a call (the request's and its upstream attempt's), two at most held.
+    assert!(dropped(metrics, "queue_full").await >= 16.0);
+    let line = server.server.logs.wait_for("otel_spans_dropped").await;
+    assert_eq!(line["reason"], "queue_full", "{line}");
+    client.cancel().await.unwrap();
+    drop(hanging);
+}
+
+const METRICS: (&str, &str) = ("MCP_METRICS_BIND", "127.0.0.1:0");
+
+async fn metrics_addr(logs: &support::Logs) -> std::net::SocketAddr {
+    let line = logs.wait_for("metrics_listening").await;
+    line["addr"].as_str().unwrap().parse().unwrap()
+}
+
+/// `mcp_otel_spans_dropped_total` for `reason`, as scraped.
+async fn dropped(metrics: std::net::SocketAddr, reason: &str) -> f64 {
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(r#"mcp_otel_spans_dropped_total{{reason="{reason}"}} "#);
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+        .parse()
+        .unwrap()
 }
