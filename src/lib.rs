@@ -105,15 +105,17 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
         .guard()
         .limits()
         .spawn_eviction(config.policy.rate_limit_eviction);
-    if let Some(bind) = config.metrics_bind {
+    if config.metrics_bind.is_some() || metrics::exported() {
         let hosts = config.upstream_hosts().iter().map(ToString::to_string).collect();
-        metrics::init(server.guard().tool_names(), hosts);
         let (shutdown, guard) = (shutdown.clone(), server.guard().clone());
         let sample: metrics::Sample = Box::new(move |metrics| {
             metrics.in_flight.set(shutdown.in_flight() as i64);
             metrics.rate_limit_buckets.set(guard.limits().live_keys() as i64);
         });
-        metrics::serve(bind, sample).await.map_err(StartError::Runtime)?;
+        metrics::init(server.guard().tool_names(), hosts, sample);
+    }
+    if let Some(bind) = config.metrics_bind {
+        metrics::serve(bind).await.map_err(StartError::Runtime)?;
     }
     tracing::info!(
         event = "starting",

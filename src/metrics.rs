@@ -22,7 +22,7 @@ use prometheus_client::{
 };
 
 /// The conventions' boundaries for MCP durations, in seconds.
-const DURATION_BUCKETS: [f64; 14] = [
+pub const DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
@@ -84,6 +84,7 @@ pub struct Metrics {
     pub sessions: Gauge<i64, AtomicI64>,
     pub rate_limit_buckets: Gauge<i64, AtomicI64>,
     pub tasks: Gauge<i64, AtomicI64>,
+    sampler: Sample,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -92,15 +93,16 @@ fn histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// The metrics, once [`init`] has run (only when they are served); `None` records nothing.
+/// The metrics, once [`init`] has run (only when they are served or exported); `None` records
+/// nothing.
 pub fn get() -> Option<&'static Metrics> {
     METRICS.get()
 }
 
 /// Turns recording on, with the catalogue's tool names and the allowed upstream hosts as the
-/// only label values those labels take.
-pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>) -> &'static Metrics {
-    METRICS.get_or_init(|| {
+/// only label values those labels take; `sampler` sets the gauges before they are read.
+pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>, sampler: Sample) -> &'static Metrics {
+    let metrics = METRICS.get_or_init(|| {
         let mut registry = Registry::default();
         let operation = Family::<Operation, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
         let session = Family::<Session, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
@@ -172,8 +174,22 @@ pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>) -
             sessions,
             rate_limit_buckets,
             tasks,
+            sampler,
         }
-    })
+    });
+    #[cfg(feature = "otel")]
+    if let Some(otlp) = crate::otel::meters::get() {
+        otlp.observe_gauges(metrics);
+    }
+    metrics
+}
+
+/// Whether metrics are exported over OTLP (then they are recorded even with no `/metrics`).
+pub fn exported() -> bool {
+    #[cfg(feature = "otel")]
+    return crate::otel::meters::get().is_some();
+    #[cfg(not(feature = "otel"))]
+    false
 }
 
 impl Metrics {
@@ -204,6 +220,17 @@ impl Metrics {
             error_type,
         };
         self.operation.get_or_create(&labels).observe(seconds);
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.operation(
+                labels.mcp_method_name,
+                labels.gen_ai_tool_name,
+                labels.mcp_protocol_version,
+                labels.network_transport,
+                labels.error_type,
+                seconds,
+            );
+        }
     }
 
     /// A session that ended, after `seconds`.
@@ -213,6 +240,10 @@ impl Metrics {
             network_transport: if transport == "stdio" { "pipe" } else { "tcp" },
         };
         self.session.get_or_create(&labels).observe(seconds);
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.session(labels.mcp_protocol_version, labels.network_transport, seconds);
+        }
     }
 
     pub fn guard_decision(&self, tool: &str, decision: &'static str) {
@@ -221,15 +252,27 @@ impl Metrics {
             decision,
         };
         self.guard.get_or_create(&labels).inc();
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.guard_decision(labels.tool, decision);
+        }
     }
 
     pub fn refusal(&self, reason: &'static str) {
         self.refusals.get_or_create(&Refusal { reason }).inc();
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.refusal(reason);
+        }
     }
 
     pub fn upstream_attempt(&self, host: &str, outcome: &'static str) {
         let host = self.hosts.iter().find(|h| **h == host).copied().unwrap_or(OTHER);
         self.upstream.get_or_create(&UpstreamAttempt { host, outcome }).inc();
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.upstream_attempt(host, outcome);
+        }
     }
 
     #[cfg_attr(
@@ -238,6 +281,15 @@ impl Metrics {
     )]
     pub fn spans_dropped(&self, reason: &'static str, spans: u64) {
         self.spans_dropped.get_or_create(&SpansDropped { reason }).inc_by(spans);
+        #[cfg(feature = "otel")]
+        if let Some(otlp) = crate::otel::meters::get() {
+            otlp.spans_dropped(reason, spans);
+        }
+    }
+
+    /// Sets the gauges to what they read now.
+    pub fn sample(&self) {
+        (self.sampler)(self);
     }
 
     fn encode(&self) -> String {
@@ -276,9 +328,9 @@ fn protocol_label(protocol: Option<&str>) -> &'static str {
 /// What the gauges read when scraped.
 pub type Sample = Box<dyn Fn(&Metrics) + Send + Sync>;
 
-/// Serves `GET /metrics` on `bind` until the process ends; logs the bound address. `sample`
-/// sets the gauges just before each scrape.
-pub async fn serve(bind: SocketAddr, sample: Sample) -> Result<(), String> {
+/// Serves `GET /metrics` on `bind` until the process ends; logs the bound address. The gauges
+/// are sampled just before each scrape.
+pub async fn serve(bind: SocketAddr) -> Result<(), String> {
     let metrics = get().expect("metrics::init runs before metrics::serve");
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -287,7 +339,7 @@ pub async fn serve(bind: SocketAddr, sample: Sample) -> Result<(), String> {
     tracing::info!(event = "metrics_listening", %addr, "serving Prometheus metrics at /metrics");
     let app = Router::new()
         .route("/metrics", routing::get(scrape))
-        .with_state(std::sync::Arc::new((metrics, sample)));
+        .with_state(metrics);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(event = "metrics_failed", %error, "the metrics listener stopped");
@@ -296,9 +348,8 @@ pub async fn serve(bind: SocketAddr, sample: Sample) -> Result<(), String> {
     Ok(())
 }
 
-async fn scrape(State(state): State<std::sync::Arc<(&'static Metrics, Sample)>>) -> impl IntoResponse {
-    let (metrics, sample) = &*state;
-    sample(metrics);
+async fn scrape(State(metrics): State<&'static Metrics>) -> impl IntoResponse {
+    metrics.sample();
     (
         [(
             header::CONTENT_TYPE,

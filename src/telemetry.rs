@@ -60,13 +60,17 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
     #[cfg(feature = "otel")]
     crate::otel::init()?;
     #[cfg(not(feature = "otel"))]
-    if let Some(name) = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .into_iter()
-        .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+    if let Some(name) = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ]
+    .into_iter()
+    .find(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
     {
         tracing::warn!(
             event = "otel_not_built",
-            "{name} is set, but this build has no OpenTelemetry (cargo feature `otel`): no traces are exported"
+            "{name} is set, but this build has no OpenTelemetry (cargo feature `otel`): no traces or metrics are exported"
         );
     }
     Ok(())

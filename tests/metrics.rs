@@ -216,3 +216,87 @@ async fn prometheus_scrapes_what_the_server_did() {
     let p99 = prometheus.value_when(p99, |v| v > 0.0).await;
     assert!(p99 > 0.0 && p99 <= 300.0, "{p99}");
 }
+
+#[tokio::test]
+async fn metrics_are_exported_over_otlp_when_an_endpoint_is_set() {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    use support::otlp::{FakeCollector, attr};
+
+    let upstream = FakeUpstream::start().await;
+    let collector = FakeCollector::start().await;
+    let endpoint = collector.endpoint();
+    // No `/metrics` listener: an OTLP endpoint alone turns recording on. Traces are turned off
+    // by their own variable.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "100"),
+        ("MCP_RATE_LIMITS", "fetch_fixture=2/m"),
+    ];
+    let server = HttpServer::start(&upstream, &env).await;
+    let client = server.connect(Generation::Stateless).await;
+    fetch(&client, &upstream.data_url()).await;
+    fetch(&client, &upstream.data_url()).await;
+    let limited = call(&client, "fetch_fixture", json!({ "url": upstream.data_url() })).await;
+    assert_eq!(limited.is_error, Some(true));
+
+    let succeeded = |attributes: &[_]| {
+        attr(attributes, "gen_ai.tool.name").as_deref() == Some("fetch_fixture")
+            && attr(attributes, "error.type").is_none()
+    };
+    let operation = collector
+        .wait_for_metric("mcp.server.operation.duration", |m| match &m.data {
+            Some(Data::Histogram(h)) => h.data_points.iter().any(|p| succeeded(&p.attributes) && p.count == 2),
+            _ => false,
+        })
+        .await;
+    assert_eq!(operation.unit, "s");
+    let Some(Data::Histogram(histogram)) = &operation.data else {
+        unreachable!()
+    };
+    let point = histogram.data_points.iter().find(|p| succeeded(&p.attributes)).unwrap();
+    assert_eq!(
+        point.explicit_bounds,
+        [
+            0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0
+        ],
+        "the conventions' buckets"
+    );
+    assert_eq!(
+        attr(&point.attributes, "mcp.method.name").as_deref(),
+        Some("tools/call")
+    );
+    assert_eq!(attr(&point.attributes, "network.transport").as_deref(), Some("tcp"));
+    assert_eq!(
+        attr(&point.attributes, "mcp.protocol.version").as_deref(),
+        Some("2026-07-28")
+    );
+
+    let counted = |name: &'static str, labels: &'static [(&'static str, &'static str)], value: i64| {
+        collector.wait_for_metric(name, move |m| match &m.data {
+            Some(Data::Sum(sum)) => sum.data_points.iter().any(|p| {
+                labels
+                    .iter()
+                    .all(|(k, v)| attr(&p.attributes, k).as_deref() == Some(*v))
+                    && p.value == Some(Value::AsInt(value))
+            }),
+            _ => false,
+        })
+    };
+    counted(
+        "mcp.guard.decisions",
+        &[
+            ("gen_ai.tool.name", "fetch_fixture"),
+            ("mcp.guard.decision", "rate_limited"),
+        ],
+        1,
+    )
+    .await;
+    counted("mcp.upstream.attempts", &[("outcome", "answered")], 2).await;
+    collector
+        .wait_for_metric("mcp.requests.in_flight", |m| matches!(m.data, Some(Data::Gauge(_))))
+        .await;
+    client.cancel().await.unwrap();
+    assert!(collector.spans().is_empty(), "OTEL_TRACES_EXPORTER=none");
+    assert!(server.server.logs.events("metrics_listening").is_empty());
+}

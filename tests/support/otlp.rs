@@ -1,5 +1,6 @@
-//! A fake OpenTelemetry collector on loopback: takes OTLP/HTTP protobuf trace exports
-//! (`POST /v1/traces`), decodes them with the official protocol types, and keeps the spans.
+//! A fake OpenTelemetry collector on loopback: takes OTLP/HTTP protobuf trace and metric
+//! exports (`POST /v1/traces`, `POST /v1/metrics`), decodes them with the official protocol
+//! types, and keeps the spans and the metrics.
 
 use std::{
     sync::{Arc, Mutex},
@@ -8,8 +9,12 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
-    common::v1::any_value::Value as Any,
+    collector::{
+        metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse},
+        trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
+    },
+    common::v1::{KeyValue, any_value::Value as Any},
+    metrics::v1::Metric,
     trace::v1::Span,
 };
 use prost::Message;
@@ -21,25 +26,28 @@ pub struct Received {
     pub service: String,
 }
 
+/// An attribute's value, as text.
+pub fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?;
+    Some(match value {
+        Any::StringValue(s) => s.clone(),
+        Any::IntValue(i) => i.to_string(),
+        Any::BoolValue(b) => b.to_string(),
+        Any::DoubleValue(d) => d.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
 impl Received {
     /// An attribute's value, as text.
     pub fn attr(&self, key: &str) -> Option<String> {
-        let value = self
-            .span
-            .attributes
-            .iter()
-            .find(|kv| kv.key == key)?
-            .value
-            .as_ref()?
-            .value
-            .as_ref()?;
-        Some(match value {
-            Any::StringValue(s) => s.clone(),
-            Any::IntValue(i) => i.to_string(),
-            Any::BoolValue(b) => b.to_string(),
-            Any::DoubleValue(d) => d.to_string(),
-            other => format!("{other:?}"),
-        })
+        attr(&self.span.attributes, key)
     }
 
     pub fn trace_id(&self) -> String {
@@ -59,21 +67,59 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[derive(Default)]
+struct Kept {
+    spans: Mutex<Vec<Received>>,
+    /// Every metric of every export, in order of arrival.
+    metrics: Mutex<Vec<Metric>>,
+}
+
 pub struct FakeCollector {
     addr: std::net::SocketAddr,
-    spans: Arc<Mutex<Vec<Received>>>,
+    kept: Arc<Kept>,
 }
 
 impl FakeCollector {
     pub async fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::new(Kept::default());
         let app = Router::new()
             .route("/v1/traces", post(export))
-            .with_state(spans.clone());
+            .route("/v1/metrics", post(export_metrics))
+            .with_state(kept.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, spans }
+        Self { addr, kept }
+    }
+
+    /// Waits for an export of the metric `name` that `matches`; returns the latest such.
+    pub async fn wait_for_metric(&self, name: &str, matches: impl Fn(&Metric) -> bool) -> Metric {
+        for _ in 0..500 {
+            let found = self
+                .kept
+                .metrics
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|m| m.name == name && matches(m))
+                .cloned();
+            if let Some(metric) = found {
+                return metric;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let names: std::collections::BTreeSet<String> = self
+            .kept
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        panic!(
+            "no export of the metric {name} as expected reached the collector within 10 s (is the server built with the `otel` feature? `make test` turns it on); received: {names:?}"
+        );
     }
 
     /// What `OTEL_EXPORTER_OTLP_ENDPOINT` is set to.
@@ -82,7 +128,7 @@ impl FakeCollector {
     }
 
     pub fn spans(&self) -> Vec<Received> {
-        self.spans.lock().unwrap().clone()
+        self.kept.spans.lock().unwrap().clone()
     }
 
     /// Waits until a span that `matches` arrives.
@@ -100,9 +146,20 @@ impl FakeCollector {
     }
 }
 
-async fn export(State(spans): State<Arc<Mutex<Vec<Received>>>>, body: Bytes) -> Vec<u8> {
+async fn export_metrics(State(kept): State<Arc<Kept>>, body: Bytes) -> Vec<u8> {
+    let request = ExportMetricsServiceRequest::decode(body).expect("an OTLP protobuf metrics export");
+    let mut metrics = kept.metrics.lock().unwrap();
+    for resource in request.resource_metrics {
+        for scope in resource.scope_metrics {
+            metrics.extend(scope.metrics);
+        }
+    }
+    ExportMetricsServiceResponse::default().encode_to_vec()
+}
+
+async fn export(State(kept): State<Arc<Kept>>, body: Bytes) -> Vec<u8> {
     let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf trace export");
-    let mut kept = spans.lock().unwrap();
+    let mut kept = kept.spans.lock().unwrap();
     for resource in request.resource_spans {
         let service = resource
             .resource

@@ -1,7 +1,9 @@
-//! OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when the standard variables ask for
-//! it: `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turns them on;
-//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
-//! `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_BSP_*` are read by the SDK as the specification says.
+//! OpenTelemetry traces (here) and metrics ([`meters`]), exported over OTLP/HTTP (protobuf)
+//! when the standard variables ask for it: `OTEL_EXPORTER_OTLP_ENDPOINT`, or a signal's own
+//! `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT`, turns a signal on and
+//! `OTEL_{TRACES,METRICS}_EXPORTER=none` off; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_BSP_*` and
+//! `OTEL_METRIC_EXPORT_INTERVAL` are read by the SDK as the specification says.
 //!
 //! Spans leave through the SDK's batch processor: a queue of bounded size (spans past it are
 //! dropped, never waited for) and a thread of its own, so a slow or dead collector costs a
@@ -14,6 +16,8 @@
 //! parented on the W3C trace context in `params._meta` (else the HTTP `traceparent` header);
 //! one client span per upstream attempt, whose context travels on in the upstream request's
 //! `traceparent` (`upstream/`).
+
+pub mod meters;
 
 use std::{
     borrow::Cow,
@@ -56,18 +60,53 @@ fn tracer() -> Option<&'static SdkTracer> {
     PROVIDER.get().map(|(_, tracer)| tracer)
 }
 
-/// Starts exporting when the environment configures an endpoint; does nothing when it does
-/// not. Fails, as a configuration error, on a protocol this build cannot speak. Called once,
-/// inside the runtime the exporter sends on.
+/// Starts exporting each signal (traces, metrics) the environment configures an endpoint for;
+/// does nothing for one it does not. Fails, as a configuration error, on a protocol or exporter
+/// this build cannot speak. Called once, inside the runtime the exporters send on.
 pub fn init() -> Result<(), String> {
-    let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if !configured("OTEL_EXPORTER_OTLP_ENDPOINT") && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+    let traces = wanted("TRACES")?;
+    let metrics = wanted("METRICS")?;
+    if !traces && !metrics {
         return Ok(());
     }
-    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-        if let Ok(protocol) = std::env::var(name)
-            && !protocol.trim().is_empty()
-        {
+    let runtime =
+        tokio::runtime::Handle::try_current().map_err(|e| format!("error: OpenTelemetry needs the runtime: {e}"))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("error: cannot build the OTLP client: {e}"))?;
+    let client = OnRuntime { runtime, client };
+    if metrics {
+        meters::init(client.clone())?;
+    }
+    if traces {
+        init_traces(client)?;
+    }
+    Ok(())
+}
+
+/// Whether `signal` (`TRACES`, `METRICS`) is exported: an OTLP endpoint is set for it, and
+/// `OTEL_{signal}_EXPORTER` does not say `none`. Only OTLP over HTTP with protobuf is built in.
+fn wanted(signal: &str) -> Result<bool, String> {
+    let setting = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let endpoint =
+        setting("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| setting(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")));
+    let exporter_name = format!("OTEL_{signal}_EXPORTER");
+    match setting(&exporter_name).as_deref().map(str::trim) {
+        Some("none") => return Ok(false),
+        None | Some("otlp") => {}
+        Some(other) => {
+            return Err(format!(
+                "error: {exporter_name}={other} is not supported by this server; use otlp or none"
+            ));
+        }
+    }
+    if endpoint.is_none() {
+        return Ok(false);
+    }
+    let protocol_name = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+    for name in [protocol_name.as_str(), "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        if let Some(protocol) = setting(name) {
             if protocol.trim() != "http/protobuf" {
                 return Err(format!(
                     "error: {name}={protocol} is not supported by this server; use http/protobuf (the collector's port 4318)"
@@ -76,18 +115,14 @@ pub fn init() -> Result<(), String> {
             break;
         }
     }
-    let runtime =
-        tokio::runtime::Handle::try_current().map_err(|e| format!("error: OpenTelemetry needs the runtime: {e}"))?;
+    Ok(true)
+}
+
+fn init_traces(client: OnRuntime) -> Result<(), String> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
-        .with_http_client(OnRuntime {
-            runtime,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| format!("error: cannot build the OTLP client: {e}"))?,
-        })
+        .with_http_client(client)
         .build()
         .map_err(|e| format!("error: invalid OpenTelemetry settings: {e}"))?;
     // The SDK's own default and variable, read here too so both bounds are the same.
@@ -120,13 +155,15 @@ pub fn enabled() -> bool {
     PROVIDER.get().is_some()
 }
 
-/// Sends what is queued and stops the exporter (at exit, after the drain).
+/// Sends what is queued (spans, and the metrics' last values) and stops the exporters (at exit,
+/// after the drain).
 pub fn shutdown() {
     if let Some((provider, _)) = PROVIDER.get()
         && let Err(error) = provider.shutdown()
     {
         tracing::warn!(event = "otel_shutdown", %error, "could not send every queued span at exit");
     }
+    meters::shutdown();
 }
 
 /// A request's parent context: the W3C trace context in its `_meta` when it carries one, else
@@ -387,13 +424,15 @@ impl Extractor for MetaCarrier<'_> {
     }
 }
 
-/// The exporter's HTTP client: the server's own reqwest, its requests run on the server's
-/// runtime (the SDK's batch thread has none of its own).
-#[derive(Debug)]
+/// The exporters' HTTP client: the server's own reqwest, its requests run on the server's
+/// runtime (the SDK's export threads have none of their own).
+#[derive(Clone, Debug)]
 struct OnRuntime {
     runtime: tokio::runtime::Handle,
     client: reqwest::Client,
 }
+
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for OnRuntime {
@@ -404,14 +443,17 @@ impl opentelemetry_http::HttpClient for OnRuntime {
         let client = self.client.clone();
         let request: reqwest::Request = request.try_into()?;
         let sent = self.runtime.spawn(async move {
-            let response = client.execute(request).await?;
+            let mut response = client.execute(request).await?;
             let status = response.status();
-            let headers = response.headers().clone();
-            // A collector's answer is small; a huge one is cut off rather than held.
-            let body = response.bytes().await?;
-            let mut answer = http::Response::builder()
-                .status(status)
-                .body(body.slice(..body.len().min(1 << 20)))?;
+            let headers = std::mem::take(response.headers_mut());
+            // A collector's answer is small; past 1 MiB the rest is never read.
+            let mut body = Vec::new();
+            while body.len() < MAX_ANSWER_BYTES
+                && let Some(chunk) = response.chunk().await?
+            {
+                body.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - body.len())]);
+            }
+            let mut answer = http::Response::builder().status(status).body(Bytes::from(body))?;
             *answer.headers_mut() = headers;
             Ok::<_, opentelemetry_http::HttpError>(answer)
         });
