@@ -202,6 +202,9 @@ pub enum AuthMode {
     Static,
     /// Bearer JWTs signed by a JWKS (MCP_JWT_JWKS_URL) or a public key (MCP_JWT_PUBLIC_KEY_FILE).
     Jwt,
+    /// Opaque bearer tokens, checked at the authorization server's RFC 7662 introspection
+    /// endpoint (MCP_INTROSPECTION_URL).
+    Introspection,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -249,8 +252,35 @@ pub struct AuthConfig {
           value_parser = seconds_in(0..=3600))]
     pub jwks_refetch_cooldown: Duration,
 
+    /// Token introspection endpoint (RFC 7662) of the authorization server, for opaque tokens.
+    #[arg(long, env = "MCP_INTROSPECTION_URL", value_parser = http_url, value_name = "URL")]
+    pub introspection_url: Option<Url>,
+
+    /// Client id this server introspects tokens as.
+    #[arg(long, env = "MCP_INTROSPECTION_CLIENT_ID", value_name = "ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// Its client secret; prefer MCP_INTROSPECTION_CLIENT_SECRET_FILE.
+    #[arg(
+        long,
+        env = "MCP_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub introspection_client_secret: Option<String>,
+
+    /// File holding the client secret (a mounted secret; re-read on SIGHUP).
+    #[arg(long, env = "MCP_INTROSPECTION_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub introspection_client_secret_file: Option<PathBuf>,
+
+    /// Most seconds an active token's introspection answer is reused (never past the token's
+    /// expiry); 0 asks for every request.
+    #[arg(long, env = "MCP_INTROSPECTION_CACHE_TTL", default_value = "300", value_name = "SECONDS",
+          value_parser = seconds_in(0..=3600))]
+    pub introspection_cache_ttl: Duration,
+
     /// Authorization servers listed in the protected-resource metadata, comma-separated
-    /// [default: the JWT issuer].
+    /// [default: the JWT issuer]; with introspection, also the issuers an answer may name.
     #[arg(long, env = "MCP_AUTHORIZATION_SERVERS", value_delimiter = ',', value_parser = http_url, value_name = "URLS")]
     pub authorization_servers: Vec<Url>,
 
@@ -392,7 +422,7 @@ impl ServeConfig {
         let exposed = self.transport == Transport::Http && !self.bind.ip().is_loopback();
         if exposed && auth.auth == AuthMode::None {
             return Err(format!(
-                "error: refusing to serve on {} (not loopback) without authentication: set MCP_AUTH (--auth) to static or jwt",
+                "error: refusing to serve on {} (not loopback) without authentication: set MCP_AUTH (--auth) to static, jwt or introspection",
                 self.bind
             ));
         }
@@ -435,6 +465,23 @@ impl ServeConfig {
                 }
                 if self.http.public_url.is_none() {
                     return Err("error: MCP_AUTH=jwt needs this server's public URL, the audience tokens must name: set MCP_PUBLIC_URL (--public-url)".into());
+                }
+            }
+            AuthMode::Introspection => {
+                if auth.introspection_url.is_none() {
+                    return Err("error: MCP_AUTH=introspection needs the endpoint: set MCP_INTROSPECTION_URL (--introspection-url)".into());
+                }
+                if auth.introspection_client_id.is_none() {
+                    return Err("error: MCP_AUTH=introspection needs this server's client id: set MCP_INTROSPECTION_CLIENT_ID (--introspection-client-id)".into());
+                }
+                if auth.introspection_client_secret.is_some() == auth.introspection_client_secret_file.is_some() {
+                    return Err("error: MCP_AUTH=introspection needs exactly one client secret: set MCP_INTROSPECTION_CLIENT_SECRET_FILE (--introspection-client-secret-file) or MCP_INTROSPECTION_CLIENT_SECRET".into());
+                }
+                if auth.authorization_servers.is_empty() {
+                    return Err("error: MCP_AUTH=introspection needs the authorization server clients are sent to: set MCP_AUTHORIZATION_SERVERS (--authorization-servers)".into());
+                }
+                if self.http.public_url.is_none() {
+                    return Err("error: MCP_AUTH=introspection needs this server's public URL, the audience tokens must name: set MCP_PUBLIC_URL (--public-url)".into());
                 }
             }
         }

@@ -194,14 +194,7 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
         AuthMode::Jwt => {
             let settings = JwtSettings {
                 issuer: auth.jwt_issuer.clone().unwrap_or_default(),
-                audience: http::resource_url(
-                    config
-                        .http
-                        .public_url
-                        .as_ref()
-                        .expect("validated: jwt has a public URL"),
-                )
-                .to_string(),
+                audience: resource_audience(config),
                 algorithms: auth.jwt_algorithms.clone(),
                 leeway: auth.jwt_leeway,
             };
@@ -231,5 +224,58 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
             };
             Some(Verifier::Jwt(Box::new(jwt)))
         }
+        AuthMode::Introspection => {
+            let url = auth
+                .introspection_url
+                .clone()
+                .expect("validated: introspection has a URL");
+            let client_secret = match (&auth.introspection_client_secret_file, &auth.introspection_client_secret) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        format!(
+                            "error: cannot read MCP_INTROSPECTION_CLIENT_SECRET_FILE (--introspection-client-secret-file) {}: {e}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+                (None, Some(secret)) => secret.clone(),
+                (None, None) => unreachable!("validated: one client secret"),
+            };
+            if client_secret.is_empty() {
+                return Err(
+                    "error: the introspection client secret is empty (MCP_INTROSPECTION_CLIENT_SECRET[_FILE])".into(),
+                );
+            }
+            let settings = auth::IntrospectionSettings {
+                client_id: auth.introspection_client_id.clone().unwrap_or_default(),
+                client_secret,
+                audience: resource_audience(config),
+                issuers: auth.authorization_servers.iter().map(ToString::to_string).collect(),
+                leeway: auth.jwt_leeway,
+                cache_ttl: auth.introspection_cache_ttl,
+                url: url.clone(),
+            };
+            // The tools' hardened client, allowed to reach the endpoint's host only; a caller
+            // waits on the call, so it is short.
+            let mut idp = config.upstream.clone();
+            idp.upstream_attempts = idp.upstream_attempts.min(2);
+            idp.upstream_timeout = idp.upstream_timeout.min(auth::INTROSPECTION_TIMEOUT);
+            idp.upstream_deadline = idp.upstream_deadline.min(auth::INTROSPECTION_TIMEOUT);
+            let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect());
+            Some(Verifier::Introspection(auth::IntrospectionVerifier::new(
+                settings, http,
+            )))
+        }
     })
+}
+
+/// This server's resource URL, `<public-url>/mcp`: the audience its tokens must name.
+fn resource_audience(config: &ServeConfig) -> String {
+    let public_url = config
+        .http
+        .public_url
+        .as_ref()
+        .expect("validated: OAuth modes have a public URL");
+    http::resource_url(public_url).to_string()
 }

@@ -61,8 +61,9 @@ pub fn app(
     let max_body = http.max_body_bytes as usize;
     let resource = resource_url(public_url);
     let required_scopes = config.auth.required_scopes();
-    // Only with an authorization server (JWTs) is there OAuth metadata to point clients at.
-    let oauth = matches!(verifier.as_deref(), Some(Verifier::Jwt(_)));
+    // Only with an authorization server (JWTs, introspection) is there OAuth metadata to point
+    // clients at.
+    let oauth = verifier.as_deref().is_some_and(Verifier::is_oauth);
     let gate = auth::Gate::new(
         verifier,
         required_scopes.clone(),

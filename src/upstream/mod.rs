@@ -10,8 +10,10 @@
 //! - the tool gets one [`UpstreamError`] saying what was tried, written for the model.
 //!
 //! No token passthrough, by construction: the client is made from configuration alone and a
-//! request carries only what the tool gives it (URL, query, JSON body). There is no way to
-//! add a header, and nothing here can see the MCP request or its credentials.
+//! request carries only what the tool gives it (URL, query, JSON or form body). The one header
+//! a caller can add is this server's own client credentials for its authorization server
+//! (token introspection), which come from configuration; nothing here can see the MCP request
+//! or its credentials.
 
 mod error;
 mod retry;
@@ -109,6 +111,11 @@ impl Upstream {
         self.request(Method::POST, url, false)
     }
 
+    /// A POST that only reads (token introspection, a search): safe to repeat, so retried.
+    pub fn post_read_only(&self, url: Url) -> UpstreamRequest<'_> {
+        self.request(Method::POST, url, true)
+    }
+
     /// A POST the upstream deduplicates by `key` (sent as the `Idempotency-Key` header, the
     /// same on every attempt), so it is retried like a GET.
     pub fn post_idempotent(&self, url: Url, key: IdempotencyKey) -> UpstreamRequest<'_> {
@@ -188,6 +195,20 @@ impl UpstreamRequest<'_> {
     /// Sets a JSON body.
     pub fn json(mut self, body: &impl Serialize) -> Self {
         self.builder = self.builder.map(|b| b.json(body));
+        self
+    }
+
+    /// Sets a form body (`application/x-www-form-urlencoded`).
+    pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.builder = self.builder.map(|b| b.form(pairs));
+        self
+    }
+
+    /// Authenticates this server as an OAuth client (HTTP Basic, RFC 6749 §2.3.1: id and
+    /// secret form-encoded first), for its own calls to its authorization server.
+    pub(crate) fn client_credentials(mut self, id: &str, secret: &str) -> Self {
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        self.builder = self.builder.map(|b| b.basic_auth(encode(id), Some(encode(secret))));
         self
     }
 

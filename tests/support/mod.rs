@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod balancer;
+pub mod introspection;
 pub mod jwt;
 pub mod otlp;
 pub mod prometheus;

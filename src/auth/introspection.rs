@@ -1,0 +1,272 @@
+//! Opaque access tokens, checked by asking the authorization server (RFC 7662 token
+//! introspection): `active`, then `aud`, `iss`, `exp` and `nbf` as for a JWT, and the scopes.
+//!
+//! The endpoint is called through the hardened upstream client, allowed to reach its host only,
+//! authenticated with this server's client credentials (HTTP Basic). Answers are cached by the
+//! token's SHA-256, never the token: an active token until it expires (at most the configured
+//! TTL), a refused one briefly, at most [`MAX_CACHED`] of them. Concurrent checks of one token
+//! share one call. An endpoint that cannot answer makes the check `Unavailable` (HTTP 503),
+//! never a wait longer than the client's time limit.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use arc_swap::ArcSwap;
+use futures_util::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use reqwest::Url;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{AuthError, Principal, split_scopes};
+use crate::upstream::Upstream;
+
+/// The most answers cached; past it, expired ones go first, then any.
+pub const MAX_CACHED: usize = 10_000;
+
+/// How long a refused token stays refused without asking again.
+const REFUSED_TTL: Duration = Duration::from_secs(10);
+
+/// The longest one introspection call may take (its attempts included).
+pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct IntrospectionSettings {
+    pub url: Url,
+    pub client_id: String,
+    pub client_secret: String,
+    /// This server's resource URL: the audience an answer must name.
+    pub audience: String,
+    /// The authorization servers trusted: an answer's `iss`, when it has one, is one of them.
+    pub issuers: Vec<String>,
+    pub leeway: Duration,
+    /// The longest an active token's answer is reused.
+    pub cache_ttl: Duration,
+}
+
+pub struct IntrospectionVerifier {
+    inner: Arc<Inner>,
+}
+
+type Check = Result<Principal, AuthError>;
+type Key = [u8; 32];
+
+struct Inner {
+    url: Url,
+    http: Upstream,
+    /// Client id and secret; SIGHUP may swap them (`replace_credentials`).
+    credentials: ArcSwap<(String, String)>,
+    audience: String,
+    issuers: Vec<String>,
+    leeway: Duration,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<Key, (Check, Instant)>>,
+    /// The call in flight for a token, which every concurrent check of it awaits.
+    asking: Mutex<HashMap<Key, Shared<BoxFuture<'static, Check>>>>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    active: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl IntrospectionVerifier {
+    pub fn new(settings: IntrospectionSettings, http: Upstream) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: settings.url,
+                http,
+                credentials: ArcSwap::from_pointee((settings.client_id, settings.client_secret)),
+                audience: settings.audience,
+                issuers: settings
+                    .issuers
+                    .iter()
+                    .map(|i| i.trim_end_matches('/').to_owned())
+                    .collect(),
+                leeway: settings.leeway,
+                cache_ttl: settings.cache_ttl,
+                cache: Mutex::default(),
+                asking: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Takes `fresh`'s client credentials (a reload of the secret file); answers cached stay.
+    pub fn replace_credentials(&self, fresh: IntrospectionVerifier) {
+        self.inner.credentials.store(fresh.inner.credentials.load_full());
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let key: Key = Sha256::digest(token.as_bytes()).into();
+        if let Some(cached) = self.inner.cached(&key) {
+            return cached;
+        }
+        let asking = {
+            let mut asking = self.inner.asking.lock().unwrap_or_else(PoisonError::into_inner);
+            asking
+                .entry(key)
+                .or_insert_with(|| {
+                    // A task of its own, so the call ends (and leaves `asking`) even if every
+                    // caller waiting on it goes away.
+                    let (inner, token) = (self.inner.clone(), token.to_owned());
+                    let call = tokio::spawn(async move {
+                        let (check, expires_in) = inner.introspect(&token).await;
+                        inner.remember(key, &check, expires_in);
+                        inner.asking.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+                        check
+                    });
+                    async move {
+                        call.await.unwrap_or_else(|_| {
+                            Err(AuthError::Unavailable("the token check stopped before it ended".into()))
+                        })
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        asking.await
+    }
+}
+
+impl Inner {
+    fn cached(&self, key: &Key) -> Option<Check> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let (check, until) = cache.get(key)?;
+        (Instant::now() < *until).then(|| check.clone())
+    }
+
+    /// Keeps an answer: an active token until it expires (at most the TTL), a refused one
+    /// briefly; a check that could not be made, not at all.
+    fn remember(&self, key: Key, check: &Check, expires_in: Option<Duration>) {
+        let ttl = match check {
+            Ok(_) => self.cache_ttl.min(expires_in.unwrap_or(Duration::MAX)),
+            Err(AuthError::InvalidToken(_)) => REFUSED_TTL,
+            Err(AuthError::Unavailable(_)) => return,
+        };
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, (_, until)| *until > now);
+        }
+        if cache.len() >= MAX_CACHED
+            && let Some(any) = cache.keys().next().copied()
+        {
+            cache.remove(&any);
+        }
+        cache.insert(key, (check.clone(), now + ttl));
+    }
+
+    /// The check of `token`, and for an active one how long until it expires.
+    async fn introspect(&self, token: &str) -> (Check, Option<Duration>) {
+        let credentials = self.credentials.load();
+        let (id, secret) = &**credentials;
+        let sent = self
+            .http
+            .post_read_only(self.url.clone())
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .client_credentials(id, secret)
+            .send()
+            .await;
+        let answer: Answer = match sent.and_then(|answer| answer.json()) {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(
+                    event = "introspection_failed",
+                    error = %error,
+                    "cannot check a token at the authorization server's introspection endpoint"
+                );
+                let unavailable =
+                    AuthError::Unavailable("the authorization server cannot check the token right now".into());
+                return (Err(unavailable), None);
+            }
+        };
+        match self.check(answer) {
+            Ok((principal, expires_in)) => (Ok(principal), expires_in),
+            Err(refused) => (Err(refused), None),
+        }
+    }
+
+    fn check(&self, answer: Answer) -> Result<(Principal, Option<Duration>), AuthError> {
+        if !answer.active {
+            return Err(invalid("token is not active (expired, revoked or unknown)"));
+        }
+        if let Some(kind) = &answer.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+            && kind != "access_token"
+        {
+            return Err(invalid("token is not an access token"));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let leeway = self.leeway.as_secs();
+        if answer.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+            return Err(invalid("token expired"));
+        }
+        if answer.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(invalid("token not yet valid (nbf)"));
+        }
+        let for_us = match &answer.aud {
+            Some(Audience::One(aud)) => *aud == self.audience,
+            Some(Audience::Many(auds)) => auds.contains(&self.audience),
+            None => false,
+        };
+        if !for_us {
+            return Err(invalid("token audience is not this server"));
+        }
+        if let Some(iss) = &answer.iss
+            && !self.issuers.iter().any(|trusted| trusted == iss.trim_end_matches('/'))
+        {
+            return Err(invalid("token issuer is not trusted"));
+        }
+        // A token granted to a client on its own behalf (client credentials) has no subject.
+        let subject = match (answer.sub, answer.client_id) {
+            (Some(sub), _) if !sub.is_empty() => sub,
+            (_, Some(client)) if !client.is_empty() => format!("client:{client}"),
+            _ => return Err(invalid("token has neither a subject nor a client id")),
+        };
+        let scopes = answer
+            .scope
+            .as_deref()
+            .map(|s| split_scopes(s).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let expires_in = answer.exp.map(|exp| Duration::from_secs(exp.saturating_sub(now)));
+        Ok((Principal::authenticated(subject, scopes), expires_in))
+    }
+}
+
+fn invalid(reason: &str) -> AuthError {
+    AuthError::InvalidToken(reason.to_owned())
+}
