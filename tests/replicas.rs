@@ -328,6 +328,24 @@ async fn a_session_goes_on_across_replicas_and_restarts_and_stays_its_owners() {
 }
 
 #[tokio::test]
+async fn requests_racing_into_a_session_a_replica_restores_all_succeed() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let env = env(&redis, &[]);
+    let a = replica(&upstream, &env).await;
+    let b = replica(&upstream, &env).await;
+    // Each round: a session opened on A, then many of its requests reaching B at once, as
+    // when a balancer moves a client with a request and its event stream in flight. The first
+    // restores the session; the others wait for it, none reaches the half-restored session.
+    for round in 0..20 {
+        let id = initialize(&a, ALICE).await;
+        let statuses = futures::future::join_all((0..12).map(|_| list_in_session(&b, ALICE, &id))).await;
+        assert!(statuses.iter().all(|s| *s == 200), "round {round}: {statuses:?}");
+    }
+    assert!(b.server.logs.events("request").len() >= 240);
+}
+
+#[tokio::test]
 async fn session_caps_count_on_every_replica() {
     let redis = RedisServer::start().await;
     let upstream = FakeUpstream::start().await;

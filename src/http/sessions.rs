@@ -12,14 +12,14 @@
 //! is restored here on its next request.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use futures_core::Stream;
 use rmcp::{
-    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
+    model::{ClientJsonRpcMessage, ClientNotification, ServerJsonRpcMessage},
     transport::streamable_http_server::session::{
         RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
         local::{LocalSessionManager, LocalSessionManagerError},
@@ -85,6 +85,11 @@ struct Table {
     counts: HashMap<Arc<str>, usize>,
     /// Sessions in all, reservations included.
     total: usize,
+    /// Sessions being restored: rmcp holds them from `restore_session` on, but their worker
+    /// takes nothing before the replayed `initialize` and `initialized`. Until then they are
+    /// not reported as held, so a concurrent request of the same session waits for rmcp's
+    /// restore to end instead of reaching the worker early (which ends the session with a 500).
+    restoring: HashSet<SessionId>,
 }
 
 impl Table {
@@ -291,10 +296,14 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        if self.table.lock().expect("session table").restoring.contains(id) {
+            return Ok(false);
+        }
         self.local.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.table.lock().expect("session table").restoring.remove(id);
         self.forget(id);
         self.local.close_session(id).await
     }
@@ -308,7 +317,16 @@ impl SessionManager for Sessions {
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
-        self.local.accept_message(id, message).await
+        let restored = matches!(
+            &message,
+            ClientJsonRpcMessage::Notification(n) if matches!(n.notification, ClientNotification::InitializedNotification(_))
+        );
+        let accepted = self.local.accept_message(id, message).await;
+        // Queued after the replayed handshake, a request now reaches the worker in its turn.
+        if restored {
+            self.table.lock().expect("session table").restoring.remove(id);
+        }
+        accepted
     }
 
     async fn create_standalone_stream(
@@ -328,7 +346,12 @@ impl SessionManager for Sessions {
 
     /// A session opened on another replica (or before a restart), restored from Redis.
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.local.restore_session(id).await
+        self.table.lock().expect("session table").restoring.insert(id.clone());
+        let outcome = self.local.restore_session(id.clone()).await;
+        if !matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
+            self.table.lock().expect("session table").restoring.remove(&id);
+        }
+        outcome
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
