@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test redis python-interop observability-check lint fmt clean deny docker container-check conformance inspector inspector-check bench abuse
+.PHONY: help run run-stdio build release test redis python-interop observability-check lint fmt clean deny docker container-check conformance inspector inspector-check oauth-check bench abuse
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +99,10 @@ observability-check: ## A real Prometheus (Debian's package, installed when miss
 inspector-check: ## The MCP Inspector's CLI lists and calls tools over stdio and over HTTP with a token
 	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
 		$(CARGO) test --locked --features fixtures,otel --test inspector -- --ignored
+
+oauth-check: ## A real OpenID provider and the TypeScript SDK client's OAuth: registration, PKCE, audience, scope step-up
+	@tools="$$($(NODE_TOOLS))" && PATH="$$tools/bin:$$PATH" \
+		$(CARGO) test --locked --features fixtures,otel --test oauth -- --ignored
 
 abuse: release ## Hostile load against the release build on loopback (not part of test): a table of figures against bounds
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen -p loadgen

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Node.js 22 and the pinned MCP tools (interop/package-lock.json) into a cache
-# directory, once, and prints the directory whose bin/ holds `node`, `conformance` and
-# `inspector`. The conformance suite and the Inspector need Node 22 or newer.
+# directory, once, and prints the directory whose bin/ holds `node`, `conformance`,
+# `inspector`, and the OAuth check's `oauth-provider` and `oauth-client` (interop/oauth).
+# The conformance suite and the Inspector need Node 22 or newer.
 # Usage: node-tools.sh <name of the cache directory, the project's>
 set -euo pipefail
 
@@ -12,7 +13,17 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/${1:?usage: node-tools.sh NAME}"
 key="$( (cat "$here/package-lock.json"; echo "$NODE_VERSION") | sha256sum | cut -c1-16)"
 dir="$cache/node-tools-$key"
 
+# The OAuth scripts are ES modules, which find packages only beside the file itself (never
+# through NODE_PATH), so they run from a copy here, renewed on every call to follow edits.
+copy_oauth_scripts() {
+  mkdir -p "$dir/oauth"
+  for script in "$here"/oauth/*.mjs; do
+    cp "$script" "$dir/oauth/.new.$$" && mv -f "$dir/oauth/.new.$$" "$dir/oauth/$(basename "$script")"
+  done
+}
+
 if [ -e "$dir/.ready" ]; then
+  copy_oauth_scripts
   echo "$dir"
   exit 0
 fi
@@ -42,5 +53,8 @@ cp "$here/package.json" "$here/package-lock.json" "$dir/"
 PATH="$dir/bin:$PATH" npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >&2
 ln -s "$dir/node_modules/.bin/conformance" "$dir/bin/conformance"
 ln -s "$dir/node_modules/.bin/inspector" "$dir/bin/inspector"
+copy_oauth_scripts
+ln -s ../oauth/provider.mjs "$dir/bin/oauth-provider"
+ln -s ../oauth/client.mjs "$dir/bin/oauth-client"
 touch "$dir/.ready"
 echo "$dir"
