@@ -110,7 +110,8 @@ pub struct ServeConfig {
 #[derive(Debug, Clone, Args)]
 pub struct HttpConfig {
     /// Base URL clients reach this server at, e.g. https://mcp.example.com; the MCP resource
-    /// is <public-url>/mcp [default: http://<bind>].
+    /// is <public-url>/mcp, the audience of its tokens [default: http://<the address bound>;
+    /// required off loopback].
     #[arg(long, env = "MCP_PUBLIC_URL", value_parser = http_url)]
     pub public_url: Option<Url>,
 
@@ -463,8 +464,9 @@ impl ServeConfig {
                 if auth.jwt_jwks_url.is_some() == auth.jwt_public_key_file.is_some() {
                     return Err("error: MCP_AUTH=jwt needs exactly one key source: set MCP_JWT_JWKS_URL (--jwt-jwks-url) or MCP_JWT_PUBLIC_KEY_FILE (--jwt-public-key-file)".into());
                 }
-                if self.http.public_url.is_none() {
-                    return Err("error: MCP_AUTH=jwt needs this server's public URL, the audience tokens must name: set MCP_PUBLIC_URL (--public-url)".into());
+                // Over HTTP on loopback, the URL is the address bound.
+                if self.http.public_url.is_none() && self.transport == Transport::Stdio {
+                    return Err("error: MCP_AUTH=jwt over stdio needs the public URL of the server its tokens are for, the audience they name: set MCP_PUBLIC_URL (--public-url)".into());
                 }
             }
             AuthMode::Introspection => {
@@ -480,8 +482,9 @@ impl ServeConfig {
                 if auth.authorization_servers.is_empty() {
                     return Err("error: MCP_AUTH=introspection needs the authorization server clients are sent to: set MCP_AUTHORIZATION_SERVERS (--authorization-servers)".into());
                 }
-                if self.http.public_url.is_none() {
-                    return Err("error: MCP_AUTH=introspection needs this server's public URL, the audience tokens must name: set MCP_PUBLIC_URL (--public-url)".into());
+                // Over HTTP on loopback, the URL is the address bound.
+                if self.http.public_url.is_none() && self.transport == Transport::Stdio {
+                    return Err("error: MCP_AUTH=introspection over stdio needs the public URL of the server its tokens are for, the audience they name: set MCP_PUBLIC_URL (--public-url)".into());
                 }
             }
         }

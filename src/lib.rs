@@ -47,8 +47,20 @@ pub enum StartError {
 }
 
 /// Runs the server until its transport ends (stdin closed) or a signal has drained it.
-pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
+pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
+    // Over HTTP the address is bound first: without a public URL (loopback only), the address
+    // bound, port 0 resolved, is the server's URL and the audience its tokens name.
+    let listener = match config.transport {
+        Transport::Http => {
+            let listener = http::bind(config.bind).await.map_err(StartError::Runtime)?;
+            if config.http.public_url.is_none() {
+                config.http.public_url = Some(http::bound_url(&listener).map_err(StartError::Runtime)?);
+            }
+            Some(listener)
+        }
+        Transport::Stdio => None,
+    };
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
     let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts());
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
@@ -131,9 +143,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartError> {
             stdio::run(server, shutdown).await;
             Ok(())
         }
-        Transport::Http => http::run(&config, server, shutdown, verifier)
-            .await
-            .map_err(StartError::Runtime),
+        Transport::Http => http::run(
+            &config,
+            listener.expect("bound above for HTTP"),
+            server,
+            shutdown,
+            verifier,
+        )
+        .await
+        .map_err(StartError::Runtime),
     }
 }
 

@@ -49,6 +49,14 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--jwt-algorithms", "MCP_JWT_ALGORITHMS"),
         ("--jwt-leeway", "MCP_JWT_LEEWAY"),
         ("--jwks-refetch-cooldown", "MCP_JWKS_REFETCH_COOLDOWN"),
+        ("--introspection-url", "MCP_INTROSPECTION_URL"),
+        ("--introspection-client-id", "MCP_INTROSPECTION_CLIENT_ID"),
+        ("--introspection-client-secret", "MCP_INTROSPECTION_CLIENT_SECRET"),
+        (
+            "--introspection-client-secret-file",
+            "MCP_INTROSPECTION_CLIENT_SECRET_FILE",
+        ),
+        ("--introspection-cache-ttl", "MCP_INTROSPECTION_CACHE_TTL"),
         ("--authorization-servers", "MCP_AUTHORIZATION_SERVERS"),
         ("--auth-token", "MCP_AUTH_TOKEN"),
         ("--rate-limits", "MCP_RATE_LIMITS"),
@@ -122,6 +130,13 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
         jwt_jwks[1],
         jwt_jwks[2],
         ("MCP_JWT_PUBLIC_KEY_FILE", "/key.pem"),
+    ];
+    let introspection = [
+        ("MCP_AUTH", "introspection"),
+        ("MCP_INTROSPECTION_URL", "https://issuer.test/introspect"),
+        ("MCP_INTROSPECTION_CLIENT_ID", "mcp-server"),
+        ("MCP_INTROSPECTION_CLIENT_SECRET", "secret-0123456789"),
+        ("MCP_AUTHORIZATION_SERVERS", "https://issuer.test"),
     ];
     let cases: &[Case] = &[
         (
@@ -303,6 +318,15 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
         (&["serve"], &jwt, &["MCP_JWT_JWKS_URL", "MCP_JWT_PUBLIC_KEY_FILE"]),
         (&["serve"], &jwt_both, &["exactly one", "MCP_JWT_JWKS_URL"]),
         (&["serve"], &jwt_jwks, &["audience", "MCP_PUBLIC_URL"]),
+        (&["serve"], &[("MCP_AUTH", "introspection")], &["MCP_INTROSPECTION_URL"]),
+        (&["serve"], &introspection[..2], &["MCP_INTROSPECTION_CLIENT_ID"]),
+        (
+            &["serve"],
+            &introspection[..3],
+            &["exactly one", "MCP_INTROSPECTION_CLIENT_SECRET_FILE"],
+        ),
+        (&["serve"], &introspection[..4], &["MCP_AUTHORIZATION_SERVERS"]),
+        (&["serve"], &introspection, &["audience", "MCP_PUBLIC_URL"]),
         (
             &["serve"],
             &[("MCP_AUTH_TOKEN", "some-token-0123456789")],

@@ -186,21 +186,10 @@ async fn start_server(upstream: &FakeUpstream, provider: &Provider) -> HttpServe
     .await
 }
 
-/// The server with `auth` settings; its resource URL is `server.url("/mcp")`.
+/// The server with `auth` settings; its resource URL is `server.url("/mcp")`: on loopback
+/// without `MCP_PUBLIC_URL`, the address it bound is its URL and its tokens' audience.
 async fn start_server_with(upstream: &FakeUpstream, auth: &[(&str, &str)]) -> HttpServer {
-    // The audience must be known before the server binds (MCP_PUBLIC_URL), so the port is
-    // picked here and released, not bound as 0 and read back.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
-    let public_url = format!("http://{bind}");
-    let mut env = vec![
-        ("MCP_BIND", bind.as_str()),
-        ("MCP_PUBLIC_URL", public_url.as_str()),
-        ("MCP_REQUIRED_SCOPES", BASE_SCOPE),
-    ];
+    let mut env = vec![("MCP_REQUIRED_SCOPES", BASE_SCOPE)];
     env.extend_from_slice(auth);
     HttpServer::start(upstream, &env).await
 }

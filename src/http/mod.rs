@@ -169,23 +169,32 @@ pub fn app(
 }
 
 /// Serves HTTP until a signal, then drains and exits.
+/// Listens on `bind`.
+pub async fn bind(bind: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind} (setting: --bind, env MCP_BIND): {e}"))
+}
+
+/// The URL of the address `listener` holds (port 0 resolved): a loopback server's own URL
+/// when no public URL is set.
+pub fn bound_url(listener: &tokio::net::TcpListener) -> Result<Url, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Url::parse(&format!("http://{addr}")).map_err(|e| e.to_string())
+}
+
 pub async fn run(
     config: &ServeConfig,
+    listener: tokio::net::TcpListener,
     server: McpServer,
     shutdown: Shutdown,
     verifier: Option<Arc<Verifier>>,
 ) -> Result<(), String> {
-    let bind = config.bind;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("cannot listen on {bind} (setting: --bind, env MCP_BIND): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    // Without a configured public URL, the address actually bound (port 0 resolved).
-    let public_url = config
-        .http
-        .public_url
-        .clone()
-        .unwrap_or_else(|| Url::parse(&format!("http://{addr}")).expect("an address makes a URL"));
+    let public_url = match &config.http.public_url {
+        Some(url) => url.clone(),
+        None => bound_url(&listener)?,
+    };
     let stop = CancellationToken::new();
     let refusals = Refusals::start();
     let app = app(
