@@ -217,7 +217,7 @@ pub struct AuthConfig {
     /// Static tokens: `<token> <subject> [scope ...]` entries separated by `;` or newlines; a
     /// token may be given as `sha256:<hex>`.
     #[arg(long, env = "MCP_AUTH_TOKENS", hide_env_values = true, value_name = "ENTRIES")]
-    pub auth_tokens: Option<String>,
+    pub auth_tokens: Option<Secret>,
 
     /// File of static token entries, in the same format.
     #[arg(long, env = "MCP_AUTH_TOKENS_FILE", value_name = "PATH")]
@@ -268,7 +268,7 @@ pub struct AuthConfig {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub introspection_client_secret: Option<String>,
+    pub introspection_client_secret: Option<Secret>,
 
     /// File holding the client secret (a mounted secret; re-read on SIGHUP).
     #[arg(long, env = "MCP_INTROSPECTION_CLIENT_SECRET_FILE", value_name = "PATH")]
@@ -288,7 +288,7 @@ pub struct AuthConfig {
     /// Bearer token for a stdio session, checked like an HTTP one; without it a stdio session
     /// gets only the tools that need no scope. Prefer the environment variable.
     #[arg(long, env = "MCP_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
 }
 
 impl AuthConfig {
@@ -392,6 +392,29 @@ impl RedisConfig {
 }
 
 /// The URL holds a password: never printed.
+/// A setting that is a credential: printed `<redacted>`, so a debug print of the settings
+/// cannot leak it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
@@ -470,8 +493,20 @@ impl ServeConfig {
                 }
             }
             AuthMode::Introspection => {
-                if auth.introspection_url.is_none() {
+                let Some(url) = &auth.introspection_url else {
                     return Err("error: MCP_AUTH=introspection needs the endpoint: set MCP_INTROSPECTION_URL (--introspection-url)".into());
+                };
+                // Every token checked, and the client secret, travel to it.
+                let loopback = match url.host() {
+                    Some(url::Host::Domain(name)) => name == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if url.scheme() != "https" && !loopback {
+                    return Err(format!(
+                        "error: MCP_INTROSPECTION_URL (--introspection-url) {url} must be https: tokens and the client secret are sent to it"
+                    ));
                 }
                 if auth.introspection_client_id.is_none() {
                     return Err("error: MCP_AUTH=introspection needs this server's client id: set MCP_INTROSPECTION_CLIENT_ID (--introspection-client-id)".into());

@@ -69,7 +69,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
     }
     let stdio_principal = match (&config.auth.auth_token, &verifier) {
         (Some(token), Some(verifier)) => verifier
-            .verify(token)
+            .verify(token.expose())
             .await
             .map_err(|e| StartError::Config(format!("error: MCP_AUTH_TOKEN (--auth-token) is not accepted: {e}")))?,
         _ => Principal::anonymous("stdio"),
@@ -195,7 +195,11 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
     Ok(match auth.auth {
         AuthMode::None => None,
         AuthMode::Static => {
-            let mut entries = auth.auth_tokens.clone().unwrap_or_default();
+            let mut entries = auth
+                .auth_tokens
+                .as_ref()
+                .map(|t| t.expose().to_owned())
+                .unwrap_or_default();
             if let Some(path) = &auth.auth_tokens_file {
                 let file = std::fs::read_to_string(path).map_err(|e| {
                     format!(
@@ -257,7 +261,7 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
                     })?
                     .trim()
                     .to_owned(),
-                (None, Some(secret)) => secret.clone(),
+                (None, Some(secret)) => secret.expose().to_owned(),
                 (None, None) => unreachable!("validated: one client secret"),
             };
             if client_secret.is_empty() {

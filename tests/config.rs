@@ -329,6 +329,14 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
         (&["serve"], &introspection, &["audience", "MCP_PUBLIC_URL"]),
         (
             &["serve"],
+            &[
+                introspection[0],
+                ("MCP_INTROSPECTION_URL", "http://issuer.test/introspect"),
+            ],
+            &["MCP_INTROSPECTION_URL", "https"],
+        ),
+        (
+            &["serve"],
             &[("MCP_AUTH_TOKEN", "some-token-0123456789")],
             &["MCP_AUTH_TOKEN", "MCP_AUTH"],
         ),

@@ -73,6 +73,10 @@ async fn opaque_tokens_are_checked_at_the_introspection_endpoint() {
     endpoint.answer("expired-token", with(json!({ "exp": now - 600 })));
     endpoint.answer("future-token", with(json!({ "nbf": now + 600 })));
     endpoint.answer("refresh-token", with(json!({ "token_type": "refresh_token" })));
+    endpoint.answer(
+        "bound-token",
+        with(json!({ "cnf": { "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" } })),
+    );
     let server = server(&upstream, &endpoint, &[]).await;
 
     for token in ["admin-token", "tools-token", "list-audience-token", "service-token"] {
@@ -86,6 +90,8 @@ async fn opaque_tokens_are_checked_at_the_introspection_endpoint() {
         ("expired-token", "expired"),
         ("future-token", "not yet valid"),
         ("refresh-token", "not an access token"),
+        // A token bound to a client certificate, presented without it, proves nothing.
+        ("bound-token", "bound to a key"),
         ("never-issued-token", "not active"),
     ] {
         let response = status(&server, token).await;
@@ -184,18 +190,30 @@ async fn an_endpoint_that_fails_or_hangs_gets_a_503_never_a_hang() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     server.server.logs.wait_for("introspection_failed").await;
+    // An endpoint down is said once, not once per request.
+    for _ in 0..5 {
+        assert_eq!(status(&server, "good-token").await.status(), 503);
+    }
+    assert_eq!(server.server.logs.events("introspection_failed").len(), 1);
 
     // Failures are not remembered: the endpoint back, the token works.
     endpoint.set_mode(Mode::Serving);
     assert_eq!(status(&server, "good-token").await.status(), 200);
 
-    // A hanging endpoint: every caller is answered when the one call gives up.
+    // A hanging endpoint: every caller is answered when the one call for its token gives up,
+    // and new tokens past the bound on calls at once get 503 without a call.
     endpoint.answer("other-token", active("bob", "mcp:tools", AUDIENCE));
     endpoint.set_mode(Mode::Hanging);
+    let before = endpoint.calls();
     let started = Instant::now();
-    let statuses = futures::future::join_all((0..10).map(|_| status(&server, "other-token"))).await;
-    assert!(statuses.iter().all(|r| r.status() == 503));
+    let same = (0..10).map(|_| status(&server, "other-token"));
+    let tokens: Vec<String> = (0..60).map(|i| format!("made-up-token-{i}")).collect();
+    let distinct = tokens.iter().map(|t| status(&server, t));
+    let (same, distinct) = tokio::join!(futures::future::join_all(same), futures::future::join_all(distinct));
+    assert!(same.iter().chain(&distinct).all(|r| r.status() == 503));
     assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+    let calls = endpoint.calls() - before;
+    assert!((2..=32).contains(&calls), "{calls} calls at once");
     // Tokens already checked keep working meanwhile.
     assert_eq!(status(&server, "good-token").await.status(), 200);
 }

@@ -4,13 +4,18 @@
 //! The endpoint is called through the hardened upstream client, allowed to reach its host only,
 //! authenticated with this server's client credentials (HTTP Basic). Answers are cached by the
 //! token's SHA-256, never the token: an active token until it expires (at most the configured
-//! TTL), a refused one briefly, at most [`MAX_CACHED`] of them. Concurrent checks of one token
-//! share one call. An endpoint that cannot answer makes the check `Unavailable` (HTTP 503),
-//! never a wait longer than the client's time limit.
+//! TTL), a refused one briefly, each kind in a map of its own of at most [`MAX_CACHED`] (so
+//! made-up tokens cannot push out good ones). Concurrent checks of one token share one call,
+//! and at most [`MAX_CALLS`] calls run at once: clients sending new tokens cannot turn the
+//! server into a flood against its authorization server. An endpoint that cannot answer makes
+//! the check `Unavailable` (HTTP 503), never a wait longer than the client's time limit.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -26,8 +31,14 @@ use sha2::{Digest, Sha256};
 use super::{AuthError, Principal, split_scopes};
 use crate::upstream::Upstream;
 
-/// The most answers cached; past it, expired ones go first, then any.
+/// The most answers of each kind cached; past it, expired ones go first, then any.
 pub const MAX_CACHED: usize = 10_000;
+
+/// The most calls to the endpoint at once; a check past it is `Unavailable`.
+pub const MAX_CALLS: usize = 32;
+
+/// The least time between two `introspection_failed` log lines (each says how many failed).
+const LOG_FAILURES_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a refused token stays refused without asking again.
 const REFUSED_TTL: Duration = Duration::from_secs(10);
@@ -55,6 +66,9 @@ pub struct IntrospectionVerifier {
 type Check = Result<Principal, AuthError>;
 type Key = [u8; 32];
 
+/// Answers kept, and until when.
+type Cache<T> = Mutex<HashMap<Key, (T, Instant)>>;
+
 struct Inner {
     url: Url,
     http: Upstream,
@@ -64,9 +78,16 @@ struct Inner {
     issuers: Vec<String>,
     leeway: Duration,
     cache_ttl: Duration,
-    cache: Mutex<HashMap<Key, (Check, Instant)>>,
+    accepted: Cache<Principal>,
+    refused: Cache<String>,
     /// The call in flight for a token, which every concurrent check of it awaits.
     asking: Mutex<HashMap<Key, Shared<BoxFuture<'static, Check>>>>,
+    calls: Arc<tokio::sync::Semaphore>,
+    /// Failed calls not yet logged, and when the last line was (seconds since `started`, plus
+    /// one).
+    failures: AtomicU64,
+    failure_logged: AtomicU64,
+    started: Instant,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +109,9 @@ struct Answer {
     nbf: Option<u64>,
     #[serde(default)]
     token_type: Option<String>,
+    /// A key or certificate the token is bound to (RFC 7800, RFC 8705).
+    #[serde(default)]
+    cnf: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -112,8 +136,13 @@ impl IntrospectionVerifier {
                     .collect(),
                 leeway: settings.leeway,
                 cache_ttl: settings.cache_ttl,
-                cache: Mutex::default(),
+                accepted: Mutex::default(),
+                refused: Mutex::default(),
                 asking: Mutex::default(),
+                calls: Arc::new(tokio::sync::Semaphore::new(MAX_CALLS)),
+                failures: AtomicU64::new(0),
+                failure_logged: AtomicU64::new(0),
+                started: Instant::now(),
             }),
         }
     }
@@ -130,9 +159,14 @@ impl IntrospectionVerifier {
         }
         let asking = {
             let mut asking = self.inner.asking.lock().unwrap_or_else(PoisonError::into_inner);
-            asking
-                .entry(key)
-                .or_insert_with(|| {
+            match asking.get(&key) {
+                Some(call) => call.clone(),
+                None => {
+                    let Ok(permit) = self.inner.calls.clone().try_acquire_owned() else {
+                        return Err(AuthError::Unavailable(
+                            "too many tokens are being checked at once; retry in a moment".into(),
+                        ));
+                    };
                     // A task of its own, so the call ends (and leaves `asking`) even if every
                     // caller waiting on it goes away.
                     let (inner, token) = (self.inner.clone(), token.to_owned());
@@ -140,17 +174,20 @@ impl IntrospectionVerifier {
                         let (check, expires_in) = inner.introspect(&token).await;
                         inner.remember(key, &check, expires_in);
                         inner.asking.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+                        drop(permit);
                         check
                     });
-                    async move {
+                    let call = async move {
                         call.await.unwrap_or_else(|_| {
                             Err(AuthError::Unavailable("the token check stopped before it ended".into()))
                         })
                     }
                     .boxed()
-                    .shared()
-                })
-                .clone()
+                    .shared();
+                    asking.insert(key, call.clone());
+                    call
+                }
+            }
         };
         asking.await
     }
@@ -158,33 +195,54 @@ impl IntrospectionVerifier {
 
 impl Inner {
     fn cached(&self, key: &Key) -> Option<Check> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let (check, until) = cache.get(key)?;
-        (Instant::now() < *until).then(|| check.clone())
+        let now = Instant::now();
+        let accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((principal, until)) = accepted.get(key)
+            && now < *until
+        {
+            return Some(Ok(principal.clone()));
+        }
+        drop(accepted);
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        let (reason, until) = refused.get(key)?;
+        (now < *until).then(|| Err(AuthError::InvalidToken(reason.clone())))
     }
 
     /// Keeps an answer: an active token until it expires (at most the TTL), a refused one
     /// briefly; a check that could not be made, not at all.
     fn remember(&self, key: Key, check: &Check, expires_in: Option<Duration>) {
-        let ttl = match check {
-            Ok(_) => self.cache_ttl.min(expires_in.unwrap_or(Duration::MAX)),
-            Err(AuthError::InvalidToken(_)) => REFUSED_TTL,
-            Err(AuthError::Unavailable(_)) => return,
-        };
-        if ttl.is_zero() {
-            return;
+        match check {
+            Ok(principal) => {
+                let ttl = self.cache_ttl.min(expires_in.unwrap_or(Duration::MAX));
+                keep(&self.accepted, key, principal.clone(), ttl, false);
+            }
+            // Only a shortcut: when full of live refusals (made-up tokens), all are forgotten.
+            Err(AuthError::InvalidToken(reason)) => keep(&self.refused, key, reason.clone(), REFUSED_TTL, true),
+            Err(AuthError::Unavailable(_)) => {}
         }
-        let now = Instant::now();
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED {
-            cache.retain(|_, (_, until)| *until > now);
-        }
-        if cache.len() >= MAX_CACHED
-            && let Some(any) = cache.keys().next().copied()
+    }
+
+    /// Logs a failed call, at most one line per [`LOG_FAILURES_EVERY`], with how many failed.
+    fn log_failure(&self, error: &crate::upstream::UpstreamError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        // Seconds from start, plus one: 0 is "never logged".
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.failure_logged.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last + LOG_FAILURES_EVERY.as_secs();
+        if due
+            && self
+                .failure_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            cache.remove(&any);
+            let failed = self.failures.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                event = "introspection_failed",
+                error = %error,
+                failed,
+                "cannot check tokens at the authorization server's introspection endpoint ({failed} failed since the last line)"
+            );
         }
-        cache.insert(key, (check.clone(), now + ttl));
     }
 
     /// The check of `token`, and for an active one how long until it expires.
@@ -201,11 +259,7 @@ impl Inner {
         let answer: Answer = match sent.and_then(|answer| answer.json()) {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::warn!(
-                    event = "introspection_failed",
-                    error = %error,
-                    "cannot check a token at the authorization server's introspection endpoint"
-                );
+                self.log_failure(&error);
                 let unavailable =
                     AuthError::Unavailable("the authorization server cannot check the token right now".into());
                 return (Err(unavailable), None);
@@ -220,6 +274,11 @@ impl Inner {
     fn check(&self, answer: Answer) -> Result<(Principal, Option<Duration>), AuthError> {
         if !answer.active {
             return Err(invalid("token is not active (expired, revoked or unknown)"));
+        }
+        if answer.cnf.is_some() {
+            return Err(invalid(
+                "token is bound to a key or certificate (cnf), which this server cannot check",
+            ));
         }
         if let Some(kind) = &answer.token_type
             && !kind.eq_ignore_ascii_case("bearer")
@@ -265,6 +324,27 @@ impl Inner {
         let expires_in = answer.exp.map(|exp| Duration::from_secs(exp.saturating_sub(now)));
         Ok((Principal::authenticated(subject, scopes), expires_in))
     }
+}
+
+/// Keeps `value` for `ttl` in `cache`, which holds at most [`MAX_CACHED`]: past it, expired
+/// entries go, then any one (or, for a `disposable` cache, all).
+fn keep<T>(cache: &Cache<T>, key: Key, value: T, ttl: Duration, disposable: bool) {
+    if ttl.is_zero() {
+        return;
+    }
+    let now = Instant::now();
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= MAX_CACHED && !cache.contains_key(&key) {
+        cache.retain(|_, (_, until)| *until > now);
+        if cache.len() >= MAX_CACHED && disposable {
+            cache.clear();
+        } else if cache.len() >= MAX_CACHED
+            && let Some(any) = cache.keys().next().copied()
+        {
+            cache.remove(&any);
+        }
+    }
+    cache.insert(key, (value, now + ttl));
 }
 
 fn invalid(reason: &str) -> AuthError {

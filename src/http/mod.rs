@@ -168,7 +168,6 @@ pub fn app(
     Ok(app)
 }
 
-/// Serves HTTP until a signal, then drains and exits.
 /// Listens on `bind`.
 pub async fn bind(bind: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(bind)
@@ -183,6 +182,7 @@ pub fn bound_url(listener: &tokio::net::TcpListener) -> Result<Url, String> {
     Url::parse(&format!("http://{addr}")).map_err(|e| e.to_string())
 }
 
+/// Serves HTTP on `listener` until a signal, then drains and exits.
 pub async fn run(
     config: &ServeConfig,
     listener: tokio::net::TcpListener,

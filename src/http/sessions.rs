@@ -278,6 +278,20 @@ impl Drop for Reservation {
     }
 }
 
+/// Takes a session off the `restoring` set when dropped.
+struct Unmark<'a> {
+    sessions: &'a Sessions,
+    id: Option<SessionId>,
+}
+
+impl Drop for Unmark<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            self.sessions.table.lock().expect("session table").restoring.remove(id);
+        }
+    }
+}
+
 /// rmcp's session interface, delegated to the local manager; closing also frees the place.
 impl SessionManager for Sessions {
     type Error = LocalSessionManagerError;
@@ -347,9 +361,14 @@ impl SessionManager for Sessions {
     /// A session opened on another replica (or before a restart), restored from Redis.
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
         self.table.lock().expect("session table").restoring.insert(id.clone());
-        let outcome = self.local.restore_session(id.clone()).await;
-        if !matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
-            self.table.lock().expect("session table").restoring.remove(&id);
+        // Unmarked unless restored, also when the request restoring it goes away meanwhile.
+        let mut unmark = Unmark {
+            sessions: self,
+            id: Some(id.clone()),
+        };
+        let outcome = self.local.restore_session(id).await;
+        if matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
+            unmark.id = None;
         }
         outcome
     }

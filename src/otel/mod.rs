@@ -362,13 +362,17 @@ struct Counted<E> {
 
 impl<E: SpanExporter> SpanExporter for Counted<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        let spans = batch.len();
+        // Released even if the export is dropped unfinished (a timeout), so the count holds.
+        let released = Release {
+            queued: &self.queued,
+            spans: batch.len(),
+        };
         let sent = self.inner.export(batch);
         async move {
+            let released = released;
             let result = sent.await;
-            self.queued.fetch_sub(spans, Ordering::AcqRel);
             if result.is_err() {
-                dropped("export_failed", spans);
+                dropped("export_failed", released.spans);
             }
             result
         }
@@ -384,6 +388,18 @@ impl<E: SpanExporter> SpanExporter for Counted<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// Gives a batch's place in [`Admission`]'s count back when dropped.
+struct Release<'a> {
+    queued: &'a AtomicUsize,
+    spans: usize,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.spans, Ordering::AcqRel);
     }
 }
 
