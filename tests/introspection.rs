@@ -158,11 +158,19 @@ async fn answers_are_cached_and_concurrent_checks_of_a_token_share_one_call() {
     }
     assert_eq!(endpoint.calls(), 1, "then answered from the cache");
 
-    // A refusal is remembered too, briefly.
+    // A refusal is remembered too, briefly...
     for _ in 0..5 {
         assert_eq!(status(&server, "unknown-token").await.status(), 401);
     }
     assert_eq!(endpoint.calls(), 2);
+    // ...but not that a token is not valid yet: it soon will be.
+    let mut future = active("alice", "mcp:tools", AUDIENCE);
+    future["nbf"] = json!(introspection::now() + 600);
+    endpoint.answer("future-token", future);
+    for _ in 0..2 {
+        assert_eq!(status(&server, "future-token").await.status(), 401);
+    }
+    assert_eq!(endpoint.calls(), 4);
 
     // Without a cache, each request asks.
     let uncached = server_with_ttl_0(&upstream, &endpoint).await;

@@ -43,6 +43,9 @@ const LOG_FAILURES_EVERY: Duration = Duration::from_secs(10);
 /// How long a refused token stays refused without asking again.
 const REFUSED_TTL: Duration = Duration::from_secs(10);
 
+/// The one refusal that may not hold for long: it is never remembered.
+const NOT_YET_VALID: &str = "token not yet valid (nbf)";
+
 /// The longest one introspection call may take (its attempts included).
 pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -209,13 +212,14 @@ impl Inner {
     }
 
     /// Keeps an answer: an active token until it expires (at most the TTL), a refused one
-    /// briefly; a check that could not be made, not at all.
+    /// briefly (one not valid yet, not at all); a check that could not be made, not at all.
     fn remember(&self, key: Key, check: &Check, expires_in: Option<Duration>) {
         match check {
             Ok(principal) => {
                 let ttl = self.cache_ttl.min(expires_in.unwrap_or(Duration::MAX));
                 keep(&self.accepted, key, principal.clone(), ttl, false);
             }
+            Err(AuthError::InvalidToken(reason)) if reason == NOT_YET_VALID => {}
             // Only a shortcut: when full of live refusals (made-up tokens), all are forgotten.
             Err(AuthError::InvalidToken(reason)) => keep(&self.refused, key, reason.clone(), REFUSED_TTL, true),
             Err(AuthError::Unavailable(_)) => {}
@@ -295,7 +299,7 @@ impl Inner {
             return Err(invalid("token expired"));
         }
         if answer.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-            return Err(invalid("token not yet valid (nbf)"));
+            return Err(invalid(NOT_YET_VALID));
         }
         let for_us = match &answer.aud {
             Some(Audience::One(aud)) => *aud == self.audience,
