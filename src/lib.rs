@@ -222,14 +222,8 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
             };
             let jwt = match (&auth.jwt_jwks_url, &auth.jwt_public_key_file) {
                 (Some(url), _) => {
-                    // The tools' hardened client, allowed to reach the key set's host only.
-                    let mut idp = config.upstream.clone();
-                    // One short attempt per fetch: the refetch cooldown is the retry, and callers
-                    // wait on the fetch.
-                    idp.upstream_attempts = 1;
-                    idp.upstream_timeout = idp.upstream_timeout.min(auth::JWKS_FETCH_TIMEOUT);
-                    idp.upstream_deadline = idp.upstream_deadline.min(auth::JWKS_FETCH_TIMEOUT);
-                    let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect());
+                    // One short attempt per fetch: the refetch cooldown is the retry.
+                    let http = identity_provider_client(config, url, 1, auth::JWKS_FETCH_TIMEOUT);
                     JwtVerifier::with_jwks(settings, url.clone(), http, auth.jwks_refetch_cooldown)
                 }
                 (None, Some(path)) => {
@@ -278,18 +272,27 @@ fn verifier(config: &ServeConfig) -> Result<Option<Verifier>, String> {
                 cache_ttl: auth.introspection_cache_ttl,
                 url: url.clone(),
             };
-            // The tools' hardened client, allowed to reach the endpoint's host only; a caller
-            // waits on the call, so it is short.
-            let mut idp = config.upstream.clone();
-            idp.upstream_attempts = idp.upstream_attempts.min(2);
-            idp.upstream_timeout = idp.upstream_timeout.min(auth::INTROSPECTION_TIMEOUT);
-            idp.upstream_deadline = idp.upstream_deadline.min(auth::INTROSPECTION_TIMEOUT);
-            let http = upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect());
+            let http = identity_provider_client(config, &url, 2, auth::INTROSPECTION_TIMEOUT);
             Some(Verifier::Introspection(auth::IntrospectionVerifier::new(
                 settings, http,
             )))
         }
     })
+}
+
+/// The tools' hardened client, for calls to the identity provider at `url`: allowed to reach
+/// its host only, with at most `attempts`, all within `limit` (a caller waits on them).
+fn identity_provider_client(
+    config: &ServeConfig,
+    url: &reqwest::Url,
+    attempts: u32,
+    limit: std::time::Duration,
+) -> upstream::Upstream {
+    let mut idp = config.upstream.clone();
+    idp.upstream_attempts = idp.upstream_attempts.min(attempts);
+    idp.upstream_timeout = idp.upstream_timeout.min(limit);
+    idp.upstream_deadline = idp.upstream_deadline.min(limit);
+    upstream::Upstream::new(&idp, url.host().map(|h| h.to_owned()).into_iter().collect())
 }
 
 /// This server's resource URL, `<public-url>/mcp`: the audience its tokens must name.

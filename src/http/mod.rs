@@ -191,10 +191,11 @@ pub async fn run(
     verifier: Option<Arc<Verifier>>,
 ) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let public_url = match &config.http.public_url {
-        Some(url) => url.clone(),
-        None => bound_url(&listener)?,
-    };
+    let public_url = config
+        .http
+        .public_url
+        .clone()
+        .expect("`serve` sets the public URL when it binds");
     let stop = CancellationToken::new();
     let refusals = Refusals::start();
     let app = app(
