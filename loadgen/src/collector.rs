@@ -1,6 +1,6 @@
-//! A local OTLP/HTTP sink for the telemetry cost: it takes each export (`POST /v1/traces`),
-//! answers 200 with an empty response, and counts them. What a collector does with the spans
-//! is its own cost, not the server's, so they are not decoded.
+//! A local OTLP/HTTP sink for the telemetry cost: it takes each export (`POST /v1/traces`,
+//! `/v1/metrics`), answers 200 with an empty response, and counts them. What a collector does
+//! with them is its own cost, not the server's, so they are not decoded.
 
 use std::sync::{
     Arc,

@@ -144,8 +144,9 @@ async fn guard_cost(binary: &Path, target: Target) -> GuardCost {
     paired_cost("guard chain", target, [with, without]).await
 }
 
-/// What exporting traces costs: the server exporting every request's span (and its upstream
-/// spans, none here) over OTLP to a local sink, against the same build with nothing configured.
+/// What exporting telemetry costs: the server exporting every request's span (and its upstream
+/// spans, none here) and its metrics over OTLP to a local sink, against the same build with
+/// nothing configured.
 async fn telemetry_cost(binary: &Path, target: Target, sink: &collector::Sink) -> GuardCost {
     let endpoint = sink.endpoint();
     let with = Server::start_with(
@@ -159,7 +160,7 @@ async fn telemetry_cost(binary: &Path, target: Target, sink: &collector::Sink) -
     )
     .await;
     let without = Server::start(binary, target.transport(), &ONE_ADDRESS_MANY_CLIENTS).await;
-    paired_cost("traces exported", target, [with, without]).await
+    paired_cost("traces and metrics exported", target, [with, without]).await
 }
 
 /// Two servers, one with something and one without, loaded in alternating rounds.
@@ -321,7 +322,7 @@ async fn main() {
     let guard_http = guard_cost(binary, Target::HttpStateless).await;
     let guard_stdio = guard_cost(binary, Target::Stdio).await;
     eprintln!(
-        "traces exported over OTLP to a local sink ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):"
+        "traces and metrics exported over OTLP to a local sink ({GUARD_ROUNDS} rounds of {GUARD_WINDOW:?} each way, {GUARD_CONCURRENCY} in flight):"
     );
     let sink = collector::Sink::start().await;
     let traces_http = telemetry_cost(binary, Target::HttpStateless, &sink).await;
@@ -451,7 +452,7 @@ async fn main() {
         row("traces_cost_cpu", target.key(), &gc, cost.cpu_share(), "%");
         line(
             format!(
-                "traces exported (OTLP to a local sink), {}, {GUARD_CONCURRENCY} in flight",
+                "traces and metrics exported (OTLP to a local sink), {}, {GUARD_CONCURRENCY} in flight",
                 target.label()
             ),
             format!("{}; {exported} exports received", cost.describe()),
