@@ -5,7 +5,7 @@
 # Build on the same Debian release as the runtime image, so the binary and glibc agree.
 FROM rust:1.95-slim-trixie AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # Cache mounts keep downloaded crates and compiled dependencies between builds: a code change
 # recompiles this crate only. The binary leaves the cache mount before the step ends.

@@ -174,28 +174,17 @@ impl McpServer {
     /// What [`Self::observe`] needs of a request, taken before the handler consumes its context
     /// (a clone of the context would copy the HTTP request's headers too).
     fn seen(&self, context: &RequestContext<RoleServer>) -> Seen {
+        let http = context.extensions.get::<axum::http::request::Parts>();
         Seen {
             cancelled: context.ct.clone(),
             id: context.id.clone(),
             protocol: context.protocol_version(),
-            transport: if context.extensions.get::<axum::http::request::Parts>().is_some() {
-                "http"
-            } else {
-                "stdio"
-            },
+            transport: if http.is_some() { "http" } else { "stdio" },
             subject: self.principal(context).subject.clone(),
             #[cfg(feature = "otel")]
-            parent: crate::otel::parent(
-                &context.meta.0.0,
-                context
-                    .extensions
-                    .get::<axum::http::request::Parts>()
-                    .map(|parts| &parts.headers),
-            ),
+            parent: crate::otel::parent(&context.meta.0.0, http.map(|parts| &parts.headers)),
             #[cfg(feature = "otel")]
-            session: context
-                .extensions
-                .get::<axum::http::request::Parts>()
+            session: http
                 .and_then(|parts| parts.headers.get("mcp-session-id")?.to_str().ok())
                 .map(str::to_owned),
         }
@@ -249,7 +238,7 @@ impl McpServer {
             protocol: seen.protocol.as_ref().map(|v| v.as_str()),
             transport: seen.transport,
             session: seen.session.as_deref(),
-            parent: seen.parent.clone(),
+            parent: seen.parent,
         }) {
             Some(span) => (
                 Some(span.clone()),
