@@ -5,8 +5,9 @@
 //!   has): about 650 KiB less to store, and less for the loader to read at start.
 //! - `--icf=all` keeps one copy of functions whose machine code is identical (generic code
 //!   instantiated for types of the same layout): about 300 KiB. Rust makes no promise that two
-//!   functions have distinct addresses, so folding them changes nothing it relies on. Only LLD
-//!   (Rust's default linker on x86_64 Linux) and gold take it; with another linker it is left out.
+//!   functions have distinct addresses, so folding them changes nothing it relies on. GNU ld
+//!   does not take it, so it is passed only where rustc links with its own LLD: x86_64 Linux
+//!   with no linker configured (`RUSTC_LINKER` unset).
 
 fn main() {
     let var = |key: &str| std::env::var(key).unwrap_or_default();
