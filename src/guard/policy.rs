@@ -2,7 +2,7 @@
 //! whether it runs as a task, and the type its arguments must parse and validate as (the
 //! catalog adds the tool's schema).
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use rmcp::model::{CallToolRequestParams, JsonObject};
 use serde::de::DeserializeOwned;
@@ -73,10 +73,15 @@ impl ToolPolicy {
     }
 
     /// Checks arguments against `schema`, the tool's advertised input schema, before parsing
-    /// them; the catalog sets it for every tool. Compiled here, once.
-    pub fn input_schema(mut self, schema: &JsonObject) -> Result<Self, String> {
-        self.arguments = self.arguments.with_schema(schema)?;
-        Ok(self)
+    /// them; the catalog sets it for every tool. Compiled on the tool's first call, once.
+    pub fn input_schema(mut self, schema: Arc<JsonObject>) -> Self {
+        self.arguments = self.arguments.with_schema(schema);
+        self
+    }
+
+    /// Compiles the input schema now; an error names what does not compile.
+    pub fn input_schema_compiles(&self) -> Result<(), String> {
+        self.arguments.schema_compiles()
     }
 }
 

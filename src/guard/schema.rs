@@ -1,42 +1,85 @@
-//! The first argument check: the tool's advertised input schema, compiled once at startup. It
-//! sees every violation at once, with the path of the value that broke each rule.
+//! The first argument check: the tool's advertised input schema, compiled on the tool's first
+//! call (a server starts without compiling schemas no one has used yet) and kept. It sees every
+//! violation at once, with the path of the value that broke each rule. The catalog's tests
+//! compile every tool's schema, so one that does not compile fails the build's tests.
+
+use std::sync::{Arc, OnceLock};
 
 use boon::{Compiler, Draft, ErrorKind as Kind, InstanceToken, SchemaIndex, Schemas, Types, ValidationError};
+use rmcp::model::JsonObject;
 use serde_json::{Map, Value};
 
 use super::validate::Violation;
 
-/// Where the schema sits for the validator; nothing is ever fetched from it.
-const LOCATION: &str = "urn:tool-input";
+/// Where a schema sits for the validator; nothing is ever fetched from either. boon checks a
+/// schema against its draft's metaschema unless it sits under json-schema.org, and that check
+/// first compiles the metaschemas of every draft boon knows: most of a start-up's CPU and page
+/// faults. So calls compile a schema where it is not checked, and the catalog's tests compile
+/// every tool's schema where it is ([`InputSchema::compiled`]).
+const UNCHECKED: &str = "https://json-schema.org/tool-input";
+const CHECKED: &str = "urn:tool-input";
 
-/// A tool's input schema, compiled.
+/// A tool's input schema, compiled when first needed.
 pub struct InputSchema {
+    source: Arc<JsonObject>,
+    compiled: OnceLock<Result<Compiled, String>>,
+}
+
+struct Compiled {
     schemas: Schemas,
     root: SchemaIndex,
 }
 
 impl InputSchema {
-    /// Compiles `schema` (draft 2020-12, formats asserted); an invalid schema is an error.
-    pub fn compile(schema: &Map<String, Value>) -> Result<Self, String> {
-        let mut compiler = Compiler::new();
-        compiler.set_default_draft(Draft::V2020_12);
-        compiler.enable_format_assertions();
-        compiler
-            .add_resource(LOCATION, Value::Object(schema.clone()))
-            .map_err(|e| format!("{e:#}"))?;
-        let mut schemas = Schemas::new();
-        let root = compiler.compile(LOCATION, &mut schemas).map_err(|e| format!("{e:#}"))?;
-        Ok(Self { schemas, root })
+    /// `schema` (draft 2020-12, formats asserted), to be compiled on first use.
+    pub fn new(schema: Arc<JsonObject>) -> Self {
+        Self {
+            source: schema,
+            compiled: OnceLock::new(),
+        }
     }
 
-    /// Every violation of the schema in `arguments`.
+    /// Compiles the schema, checked against its draft's metaschema; an invalid schema is an
+    /// error. What the catalog's tests run for every tool.
+    pub fn compiled(&self) -> Result<(), String> {
+        compile(&self.source, CHECKED).map(|_| ())
+    }
+
+    fn get(&self) -> Result<&Compiled, &String> {
+        self.compiled.get_or_init(|| compile(&self.source, UNCHECKED)).as_ref()
+    }
+
+    /// Every violation of the schema in `arguments`. A schema that does not compile (a fault in
+    /// the tool's declaration, which the catalog's tests catch) checks nothing and says so.
     pub fn violations(&self, arguments: &Value) -> Vec<Violation> {
+        let compiled = match self.get() {
+            Ok(compiled) => compiled,
+            Err(error) => {
+                tracing::error!(event = "schema_invalid", %error, "a tool's input schema does not compile");
+                return vec![Violation::new(
+                    String::new(),
+                    "cannot be checked: the tool's input schema does not compile (a fault in the server)",
+                )];
+            }
+        };
         let mut found = Vec::new();
-        if let Err(error) = self.schemas.validate(arguments, self.root) {
+        if let Err(error) = compiled.schemas.validate(arguments, compiled.root) {
             collect(&error, &mut found);
         }
         found
     }
+}
+
+fn compile(schema: &Map<String, Value>, location: &str) -> Result<Compiled, String> {
+    let mut compiler = Compiler::new();
+    compiler.set_default_draft(Draft::V2020_12);
+    compiler.enable_format_assertions();
+    compiler
+        .add_resource(location, Value::Object(schema.clone()))
+        .map_err(|e| format!("{e:#}"))?;
+    let mut schemas = Schemas::new();
+    let root = compiler.compile(location, &mut schemas).map_err(|e| format!("{e:#}"))?;
+    Ok(Compiled { schemas, root })
 }
 
 /// The violations in boon's tree of errors: its leaves, and any `anyOf`/`oneOf`/`not` as one.
@@ -160,4 +203,53 @@ fn one_of(options: &[Value]) -> String {
 /// A string as it reads, anything else as JSON.
 fn plain(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn schema(value: Value) -> InputSchema {
+        let Value::Object(map) = value else { panic!("an object") };
+        InputSchema::new(Arc::new(map))
+    }
+
+    #[test]
+    fn the_metaschema_check_refuses_an_invalid_schema() {
+        let invalid = schema(json!({"type": "object", "properties": {"a": {"type": 7}}}));
+        let error = invalid.compiled().unwrap_err();
+        assert!(error.contains("jsonschema validation failed"), "{error}");
+    }
+
+    #[test]
+    fn calls_see_what_a_checked_schema_sees() {
+        let source = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5},
+                "when": {"type": "string", "format": "date"},
+                "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}
+            },
+            "required": ["name"],
+            "additionalProperties": false
+        });
+        let fast = schema(source.clone());
+        fast.compiled().unwrap();
+        let Value::Object(map) = source else { unreachable!() };
+        let checked = compile(&map, CHECKED).unwrap();
+        for arguments in [
+            json!({"name": "abc"}),
+            json!({"name": "ABCDEFG", "when": "yesterday", "items": [1, -1, "x"], "extra": true}),
+            json!({}),
+        ] {
+            let mut expected = Vec::new();
+            if let Err(error) = checked.schemas.validate(&arguments, checked.root) {
+                collect(&error, &mut expected);
+            }
+            assert_eq!(fast.violations(&arguments), expected, "{arguments}");
+        }
+        assert!(!fast.violations(&json!({})).is_empty());
+    }
 }

@@ -60,12 +60,17 @@ impl ArgumentCheck {
         }
     }
 
-    /// Checks against `schema` first; compiled here, once.
-    pub fn with_schema(self, schema: &JsonObject) -> Result<Self, String> {
-        Ok(Self {
-            schema: Some(Arc::new(InputSchema::compile(schema)?)),
+    /// Checks against `schema` first; compiled on the first check, once.
+    pub fn with_schema(self, schema: Arc<JsonObject>) -> Self {
+        Self {
+            schema: Some(Arc::new(InputSchema::new(schema))),
             ..self
-        })
+        }
+    }
+
+    /// Compiles the schema now, if there is one; an invalid schema is an error.
+    pub fn schema_compiles(&self) -> Result<(), String> {
+        self.schema.as_ref().map_or(Ok(()), |schema| schema.compiled())
     }
 
     /// `Ok` when the arguments pass; otherwise every violation found, sorted, each once.
@@ -209,7 +214,9 @@ mod tests {
 
     fn with_schema() -> ArgumentCheck {
         let schema = rmcp::handler::server::common::schema_for_input::<Outer>().unwrap();
-        ArgumentCheck::of::<Outer>().with_schema(&schema).unwrap()
+        let check = ArgumentCheck::of::<Outer>().with_schema(schema);
+        check.schema_compiles().unwrap();
+        check
     }
 
     fn check(checker: &ArgumentCheck, value: Value) -> Vec<String> {

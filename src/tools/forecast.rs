@@ -31,6 +31,8 @@ static PLACE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(PLACE_NAME_PATT
 pub struct ForecastRequest {
     /// City name, e.g. "Berlin" or "São Paulo".
     #[validate(length(min = 1, max = 100), regex(path = *PLACE_NAME))]
+    // The schema takes the pattern's text, so listing tools does not compile the regex.
+    #[schemars(length(min = 1, max = 100), regex(pattern = PLACE_NAME_PATTERN))]
     pub city: String,
     /// Number of days to forecast, starting today (1 to 16).
     #[serde(default = "default_days")]
