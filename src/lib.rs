@@ -117,6 +117,8 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         .guard()
         .limits()
         .spawn_eviction(config.policy.rate_limit_eviction);
+    #[cfg(feature = "otel")]
+    otel::catalogue(server.guard().tool_names());
     if config.metrics_bind.is_some() || metrics::exported() {
         let hosts = config.upstream_hosts().iter().map(ToString::to_string).collect();
         let (shutdown, guard) = (shutdown.clone(), server.guard().clone());
@@ -124,7 +126,12 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
             metrics.in_flight.set(shutdown.in_flight() as i64);
             metrics.rate_limit_buckets.set(guard.limits().live_keys() as i64);
         });
-        metrics::init(server.guard().tool_names(), hosts, sample);
+        metrics::init(
+            server.guard().tool_names(),
+            hosts,
+            sample,
+            config.metrics_bind.is_some(),
+        );
     }
     if let Some(bind) = config.metrics_bind {
         metrics::serve(bind).await.map_err(StartError::Runtime)?;

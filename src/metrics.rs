@@ -85,6 +85,9 @@ pub struct Metrics {
     pub rate_limit_buckets: Gauge<i64, AtomicI64>,
     pub tasks: Gauge<i64, AtomicI64>,
     sampler: Sample,
+    /// Whether `/metrics` is served. When it is not (the metrics only leave over OTLP), the
+    /// Prometheus families record nothing: a call then pays for one recording, not two.
+    served: bool,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -100,8 +103,14 @@ pub fn get() -> Option<&'static Metrics> {
 }
 
 /// Turns recording on, with the catalogue's tool names and the allowed upstream hosts as the
-/// only label values those labels take; `sampler` sets the gauges before they are read.
-pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>, sampler: Sample) -> &'static Metrics {
+/// only label values those labels take; `sampler` sets the gauges before they are read;
+/// `served`: whether `/metrics` will be served (else only OTLP is recorded for).
+pub fn init(
+    tools: impl IntoIterator<Item = &'static str>,
+    hosts: Vec<String>,
+    sampler: Sample,
+    served: bool,
+) -> &'static Metrics {
     let metrics = METRICS.get_or_init(|| {
         let mut registry = Registry::default();
         let operation = Family::<Operation, Histogram>::new_with_constructor(histogram as fn() -> Histogram);
@@ -175,6 +184,7 @@ pub fn init(tools: impl IntoIterator<Item = &'static str>, hosts: Vec<String>, s
             rate_limit_buckets,
             tasks,
             sampler,
+            served,
         }
     });
     #[cfg(feature = "otel")]
@@ -219,7 +229,9 @@ impl Metrics {
             network_transport: if transport == "stdio" { "pipe" } else { "tcp" },
             error_type,
         };
-        self.operation.get_or_create(&labels).observe(seconds);
+        if self.served {
+            self.operation.get_or_create(&labels).observe(seconds);
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.operation(
@@ -239,7 +251,9 @@ impl Metrics {
             mcp_protocol_version: protocol_label(protocol),
             network_transport: if transport == "stdio" { "pipe" } else { "tcp" },
         };
-        self.session.get_or_create(&labels).observe(seconds);
+        if self.served {
+            self.session.get_or_create(&labels).observe(seconds);
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.session(labels.mcp_protocol_version, labels.network_transport, seconds);
@@ -251,7 +265,9 @@ impl Metrics {
             tool: self.tool(Some(tool)),
             decision,
         };
-        self.guard.get_or_create(&labels).inc();
+        if self.served {
+            self.guard.get_or_create(&labels).inc();
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.guard_decision(labels.tool, decision);
@@ -259,7 +275,9 @@ impl Metrics {
     }
 
     pub fn refusal(&self, reason: &'static str) {
-        self.refusals.get_or_create(&Refusal { reason }).inc();
+        if self.served {
+            self.refusals.get_or_create(&Refusal { reason }).inc();
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.refusal(reason);
@@ -268,7 +286,9 @@ impl Metrics {
 
     pub fn upstream_attempt(&self, host: &str, outcome: &'static str) {
         let host = self.hosts.iter().find(|h| **h == host).copied().unwrap_or(OTHER);
-        self.upstream.get_or_create(&UpstreamAttempt { host, outcome }).inc();
+        if self.served {
+            self.upstream.get_or_create(&UpstreamAttempt { host, outcome }).inc();
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.upstream_attempt(host, outcome);
@@ -280,7 +300,9 @@ impl Metrics {
         allow(dead_code, reason = "spans are made with the `otel` feature")
     )]
     pub fn spans_dropped(&self, reason: &'static str, spans: u64) {
-        self.spans_dropped.get_or_create(&SpansDropped { reason }).inc_by(spans);
+        if self.served {
+            self.spans_dropped.get_or_create(&SpansDropped { reason }).inc_by(spans);
+        }
         #[cfg(feature = "otel")]
         if let Some(otlp) = crate::otel::meters::get() {
             otlp.spans_dropped(reason, spans);

@@ -21,6 +21,7 @@ pub mod meters;
 
 use std::{
     borrow::Cow,
+    collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -54,6 +55,28 @@ fn propagator() -> &'static TextMapCompositePropagator {
             Box::new(BaggagePropagator::new()),
         ])
     })
+}
+
+/// The span name of a call to each of the catalogue's tools, made once: a request span for one
+/// of them allocates neither its name nor its tool attribute.
+static TOOL_SPANS: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+
+/// Takes the catalogue's tool names, when traces are exported.
+pub fn catalogue(tools: impl Iterator<Item = &'static str>) {
+    if enabled() {
+        let names = tools.map(|tool| (tool, &*Box::leak(format!("tools/call {tool}").into_boxed_str())));
+        let _ = TOOL_SPANS.set(names.collect());
+    }
+}
+
+/// The revisions served, as static attribute values; anything else is copied.
+fn protocol_value(protocol: &str) -> opentelemetry::Value {
+    match protocol {
+        "2026-07-28" => "2026-07-28".into(),
+        "2025-11-25" => "2025-11-25".into(),
+        "2025-06-18" => "2025-06-18".into(),
+        other => other.to_owned().into(),
+    }
 }
 
 fn tracer() -> Option<&'static SdkTracer> {
@@ -197,15 +220,24 @@ pub struct Request<'a> {
 /// exported.
 pub fn request_span(request: Request<'_>) -> Option<Context> {
     let tracer = tracer()?;
-    let name: Cow<'static, str> = match request.target {
-        Some(target) => format!("{} {target}", request.method).into(),
-        None => request.method.into(),
+    let known = match (request.method, request.target) {
+        ("tools/call", Some(tool)) => TOOL_SPANS.get().and_then(|tools| tools.get_key_value(tool)),
+        _ => None,
+    };
+    let name: Cow<'static, str> = match (known, request.target) {
+        (Some((_, name)), _) => Cow::Borrowed(name),
+        (None, Some(target)) => format!("{} {target}", request.method).into(),
+        (None, None) => request.method.into(),
     };
     let mut attributes = Vec::with_capacity(9);
     attributes.push(KeyValue::new("mcp.method.name", request.method));
     match (request.method, request.target) {
         ("tools/call", Some(tool)) => {
-            attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_owned()));
+            let tool: opentelemetry::Value = match known {
+                Some((known, _)) => (*known).into(),
+                None => tool.to_owned().into(),
+            };
+            attributes.push(KeyValue::new("gen_ai.tool.name", tool));
             attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
         ("prompts/get", Some(prompt)) => attributes.push(KeyValue::new("gen_ai.prompt.name", prompt.to_owned())),
@@ -216,7 +248,7 @@ pub fn request_span(request: Request<'_>) -> Option<Context> {
     }
     attributes.push(KeyValue::new("jsonrpc.request.id", request.id));
     if let Some(protocol) = request.protocol {
-        attributes.push(KeyValue::new("mcp.protocol.version", protocol.to_owned()));
+        attributes.push(KeyValue::new("mcp.protocol.version", protocol_value(protocol)));
     }
     if let Some(session) = request.session {
         attributes.push(KeyValue::new("mcp.session.id", session.to_owned()));
