@@ -272,6 +272,12 @@ async fn write_line(
 /// Parses one line. On failure, says whom to answer (`Some(id)`, where `id` is `None` for
 /// the null id) or that no answer is due (`None`: a malformed notification).
 fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>, ErrorData)> {
+    // Parsed from the bytes, not a value: a duplicate key is only visible there. A line that
+    // is not a message is parsed a second time, as any JSON, to see whom to answer.
+    let invalid = match serde_json::from_slice(line) {
+        Ok(message) => return Ok(message),
+        Err(invalid) => invalid,
+    };
     let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
         (
             Some(None),
@@ -285,21 +291,18 @@ fn parse(line: &[u8]) -> Result<ClientJsonRpcMessage, (Option<Option<RequestId>>
     let id = value.get("id").cloned();
     // Something shaped like a notification: an object with a method name and no id.
     let notification = id.is_none() && value.get("method").is_some_and(serde_json::Value::is_string);
-    // Parsed from the bytes, not the value: a duplicate key is only visible there.
-    serde_json::from_slice(line).map_err(|e| {
-        let error = ErrorData::new(
-            ErrorCode::INVALID_REQUEST,
-            format!("Invalid Request: {}", clip(&e.to_string())),
-            None,
-        );
-        match id {
-            // A notification gets no answer, even a malformed one.
-            None if notification => (None, error),
-            // Anything else that is not a message (`{}`, `[1,2]`, `42`, `null`...) is answered
-            // with the null id, as JSON-RPC asks.
-            None => (Some(None), error),
-            Some(id) => (Some(serde_json::from_value(id).ok()), error),
-        }
+    let error = ErrorData::new(
+        ErrorCode::INVALID_REQUEST,
+        format!("Invalid Request: {}", clip(&invalid.to_string())),
+        None,
+    );
+    Err(match id {
+        // A notification gets no answer, even a malformed one.
+        None if notification => (None, error),
+        // Anything else that is not a message (`{}`, `[1,2]`, `42`, `null`...) is answered
+        // with the null id, as JSON-RPC asks.
+        None => (Some(None), error),
+        Some(id) => (Some(serde_json::from_value(id).ok()), error),
     })
 }
 
