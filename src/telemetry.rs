@@ -18,6 +18,8 @@ use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
 use crate::config::{LogConfig, LogFormat};
 
+mod json;
+
 /// Without a configured filter: our own lines from `info` up, one per request; the SDK's
 /// only from `warn` (at `info` it adds three lines of its own to every stateless request, which
 /// cost a quarter of the throughput and say nothing the request line does not).
@@ -43,15 +45,9 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
             pretty: config.log_format == LogFormat::Pretty,
         });
     match config.log_format {
-        #[cfg(feature = "otel")]
         LogFormat::Json => builder
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(WithTraceIds(json_format()))
-            .init(),
-        #[cfg(not(feature = "otel"))]
-        LogFormat::Json => builder
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(json_format())
+            .event_format(json::JsonLine)
             .init(),
         LogFormat::Pretty => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -74,47 +70,6 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn json_format() -> tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json> {
-    tracing_subscriber::fmt::format()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-}
-
-/// JSON lines written while a request's trace span is current (a tool's own lines, the upstream
-/// client's retries) carry its `trace_id` and `span_id`, as its request line does.
-#[cfg(feature = "otel")]
-struct WithTraceIds<F>(F);
-
-#[cfg(feature = "otel")]
-impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceIds<F>
-where
-    F: tracing_subscriber::fmt::FormatEvent<S, N>,
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let Some((trace_id, span_id)) = crate::otel::current_ids() else {
-            return self.0.format_event(context, writer, event);
-        };
-        let mut line = String::new();
-        self.0
-            .format_event(context, tracing_subscriber::fmt::format::Writer::new(&mut line), event)?;
-        match line.strip_prefix('{') {
-            Some(rest) if !line.contains(r#""trace_id":"#) => {
-                write!(writer, r#"{{"trace_id":"{trace_id}","span_id":"{span_id}",{rest}"#)
-            }
-            _ => writer.write_str(&line),
-        }
-    }
 }
 
 /// The most of one client-supplied string (a name, an id, a header, an error text) a log line
