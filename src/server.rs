@@ -491,7 +491,7 @@ impl ServerHandler for McpServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
@@ -526,7 +526,7 @@ impl ServerHandler for McpServer {
                     ClientCapabilities::builder().enable_tasks().build(),
                 ));
             }
-            let policy = match self.guard.admit(tool, principal, request.arguments.as_ref()).await {
+            let policy = match self.guard.admit(tool, principal, &mut request.arguments).await {
                 Ok(policy) => policy,
                 Err(refusal) => return Ok((refusal.decision, refusal.decision.as_str(), (*refusal.result).into())),
             };

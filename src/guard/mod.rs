@@ -142,7 +142,8 @@ impl Guard {
         &self,
         tool: &str,
         principal: &Principal,
-        arguments: Option<&JsonObject>,
+        // Lent to the argument check, which gives it back as it was.
+        arguments: &mut Option<JsonObject>,
     ) -> Result<&ToolPolicy, Refusal> {
         let Some(policy) = self.policies.get(tool) else {
             return Err(refuse(Decision::Denied, refusal(format!("unknown tool '{tool}'"))));

@@ -74,13 +74,24 @@ impl ArgumentCheck {
     }
 
     /// `Ok` when the arguments pass; otherwise every violation found, sorted, each once.
-    pub fn check(&self, arguments: Option<&JsonObject>) -> Result<(), Vec<String>> {
-        let arguments = Value::Object(arguments.cloned().unwrap_or_default());
+    /// The arguments are checked as a JSON value without being copied: the map is moved into
+    /// one and back.
+    pub fn check(&self, arguments: &mut Option<JsonObject>) -> Result<(), Vec<String>> {
+        let given = arguments.is_some();
+        let value = Value::Object(arguments.take().unwrap_or_default());
+        let checked = self.check_value(&value);
+        if let (true, Value::Object(map)) = (given, value) {
+            *arguments = Some(map);
+        }
+        checked
+    }
+
+    fn check_value(&self, arguments: &Value) -> Result<(), Vec<String>> {
         let mut found = match &self.schema {
-            Some(schema) => schema.violations(&arguments),
+            Some(schema) => schema.violations(arguments),
             None => Vec::new(),
         };
-        match (self.parse)(&arguments) {
+        match (self.parse)(arguments) {
             Parsed::Shape(violation) if found.is_empty() => found.push(violation),
             // serde's first error repeats one the schema has named already.
             Parsed::Shape(_) => {}
@@ -220,7 +231,11 @@ mod tests {
     }
 
     fn check(checker: &ArgumentCheck, value: Value) -> Vec<String> {
-        checker.check(value.as_object()).err().unwrap_or_default()
+        let mut arguments = value.as_object().cloned();
+        let before = arguments.clone();
+        let found = checker.check(&mut arguments).err().unwrap_or_default();
+        assert_eq!(arguments, before, "the arguments come back as they were");
+        found
     }
 
     #[test]
@@ -244,7 +259,7 @@ mod tests {
         );
         assert!(check(&checker, json!({ "name": "ok", "inner": { "level": 3 } })).is_empty());
         assert!(
-            checker.check(None).is_err(),
+            checker.check(&mut None).is_err(),
             "no arguments: the required fields are missing"
         );
     }
