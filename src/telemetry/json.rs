@@ -24,9 +24,12 @@ use tracing_subscriber::{
 /// The JSON line format.
 pub struct JsonLine;
 
+/// A second since the epoch, and its `YYYY-MM-DDTHH:MM:SS`.
+type Second = Option<(u64, String)>;
+
 thread_local! {
-    /// The line being built, and the last second's `YYYY-MM-DDTHH:MM:SS` with that second.
-    static BUFFERS: RefCell<(Vec<u8>, Option<(u64, String)>)> = const { RefCell::new((Vec::new(), None)) };
+    /// The line being built, and the last second a line was stamped with.
+    static BUFFERS: RefCell<(Vec<u8>, Second)> = const { RefCell::new((Vec::new(), None)) };
 }
 
 impl<S, N> FormatEvent<S, N> for JsonLine
@@ -50,7 +53,7 @@ where
     }
 }
 
-fn build(line: &mut Vec<u8>, second: &mut Option<(u64, String)>, event: &Event<'_>) -> fmt::Result {
+fn build(line: &mut Vec<u8>, second: &mut Second, event: &Event<'_>) -> fmt::Result {
     let normalized = event.normalized_metadata();
     let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
     line.push(b'{');
@@ -124,7 +127,7 @@ impl Visit for Fields<'_> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds), as tracing-subscriber writes it.
-fn timestamp(line: &mut Vec<u8>, second: &mut Option<(u64, String)>) -> fmt::Result {
+fn timestamp(line: &mut Vec<u8>, second: &mut Second) -> fmt::Result {
     let now = SystemTime::now();
     let Ok(since_epoch) = now.duration_since(SystemTime::UNIX_EPOCH) else {
         // A clock before 1970: tracing-subscriber's own formatting handles it.
