@@ -337,7 +337,7 @@ pub fn error_code(code: i32) -> &'static str {
 }
 
 /// The revisions served, as label values; anything else (never sent by the server) is `_other`.
-fn protocol_label(protocol: Option<&str>) -> &'static str {
+pub(crate) fn protocol_label(protocol: Option<&str>) -> &'static str {
     match protocol {
         None => "",
         Some("2026-07-28") => "2026-07-28",

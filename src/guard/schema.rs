@@ -15,7 +15,7 @@ use super::validate::Violation;
 /// schema against its draft's metaschema unless it sits under json-schema.org, and that check
 /// first compiles the metaschemas of every draft boon knows: most of a start-up's CPU and page
 /// faults. So calls compile a schema where it is not checked, and the catalog's tests compile
-/// every tool's schema where it is ([`InputSchema::compiled`]).
+/// every tool's schema where it is ([`InputSchema::compiles`]).
 const UNCHECKED: &str = "https://json-schema.org/tool-input";
 const CHECKED: &str = "urn:tool-input";
 
@@ -41,12 +41,20 @@ impl InputSchema {
 
     /// Compiles the schema, checked against its draft's metaschema; an invalid schema is an
     /// error. What the catalog's tests run for every tool.
-    pub fn compiled(&self) -> Result<(), String> {
+    pub fn compiles(&self) -> Result<(), String> {
         compile(&self.source, CHECKED).map(|_| ())
     }
 
+    /// The compiled schema; the first call compiles it, and logs once if it does not compile.
     fn get(&self) -> Result<&Compiled, &String> {
-        self.compiled.get_or_init(|| compile(&self.source, UNCHECKED)).as_ref()
+        let compiled = self.compiled.get_or_init(|| {
+            let compiled = compile(&self.source, UNCHECKED);
+            if let Err(error) = &compiled {
+                tracing::error!(event = "schema_invalid", %error, "a tool's input schema does not compile");
+            }
+            compiled
+        });
+        compiled.as_ref()
     }
 
     /// Every violation of the schema in `arguments`. A schema that does not compile (a fault in
@@ -54,8 +62,7 @@ impl InputSchema {
     pub fn violations(&self, arguments: &Value) -> Vec<Violation> {
         let compiled = match self.get() {
             Ok(compiled) => compiled,
-            Err(error) => {
-                tracing::error!(event = "schema_invalid", %error, "a tool's input schema does not compile");
+            Err(_) => {
                 return vec![Violation::new(
                     String::new(),
                     "cannot be checked: the tool's input schema does not compile (a fault in the server)",
@@ -219,7 +226,7 @@ mod tests {
     #[test]
     fn the_metaschema_check_refuses_an_invalid_schema() {
         let invalid = schema(json!({"type": "object", "properties": {"a": {"type": 7}}}));
-        let error = invalid.compiled().unwrap_err();
+        let error = invalid.compiles().unwrap_err();
         assert!(error.contains("jsonschema validation failed"), "{error}");
     }
 
@@ -236,7 +243,7 @@ mod tests {
             "additionalProperties": false
         });
         let fast = schema(source.clone());
-        fast.compiled().unwrap();
+        fast.compiles().unwrap();
         let Value::Object(map) = source else { unreachable!() };
         let checked = compile(&map, CHECKED).unwrap();
         for arguments in [

@@ -70,7 +70,7 @@ impl ArgumentCheck {
 
     /// Compiles the schema now, if there is one; an invalid schema is an error.
     pub fn schema_compiles(&self) -> Result<(), String> {
-        self.schema.as_ref().map_or(Ok(()), |schema| schema.compiled())
+        self.schema.as_ref().map_or(Ok(()), |schema| schema.compiles())
     }
 
     /// `Ok` when the arguments pass; otherwise every violation found, sorted, each once.

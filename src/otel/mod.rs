@@ -71,11 +71,9 @@ pub fn catalogue(tools: impl Iterator<Item = &'static str>) {
 
 /// The revisions served, as static attribute values; anything else is copied.
 fn protocol_value(protocol: &str) -> opentelemetry::Value {
-    match protocol {
-        "2026-07-28" => "2026-07-28".into(),
-        "2025-11-25" => "2025-11-25".into(),
-        "2025-06-18" => "2025-06-18".into(),
-        other => other.to_owned().into(),
+    match crate::metrics::protocol_label(Some(protocol)) {
+        crate::metrics::OTHER => protocol.to_owned().into(),
+        served => served.into(),
     }
 }
 
