@@ -277,16 +277,14 @@ impl McpServer {
             }
         }
         #[cfg(feature = "otel")]
-        let (trace_id, span_id) = match &span {
-            Some(span) => {
-                crate::otel::finish(span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
-                let (trace, span) = crate::otel::ids(span);
-                (Some(trace), Some(span))
-            }
-            None => (None, None),
-        };
+        let ids = span.map(|span| {
+            crate::otel::finish(&span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
+            crate::otel::ids(&span)
+        });
+        #[cfg(feature = "otel")]
+        let (trace_id, span_id) = ids.as_ref().map(|ids| (ids.trace(), ids.span())).unzip();
         #[cfg(not(feature = "otel"))]
-        let (trace_id, span_id): (Option<String>, Option<String>) = (None, None);
+        let (trace_id, span_id): (Option<&str>, Option<&str>) = (None, None);
         match &result {
             // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
             Ok(_) => tracing::info!(
@@ -300,8 +298,8 @@ impl McpServer {
                 decision,
                 duration_ms,
                 outcome,
-                trace_id = trace_id.as_deref(),
-                span_id = span_id.as_deref(),
+                trace_id,
+                span_id,
                 "handled {method}"
             ),
             Err(error) => tracing::warn!(
@@ -317,8 +315,8 @@ impl McpServer {
                 outcome,
                 error_code = error.code.0,
                 error = clip(&error.message).as_ref(),
-                trace_id = trace_id.as_deref(),
-                span_id = span_id.as_deref(),
+                trace_id,
+                span_id,
                 "handled {method}"
             ),
         }

@@ -139,6 +139,39 @@ async fn each_request_is_a_span_on_the_mcp_conventions_continuing_the_callers_tr
     }
 }
 
+/// Over HTTP, a request whose `_meta` carries no trace context continues the one in its
+/// `traceparent` header; with neither, it starts a trace of its own.
+#[tokio::test]
+async fn an_http_traceparent_header_parents_a_request_without_one_in_meta() {
+    let upstream = FakeUpstream::start().await;
+    let collector = FakeCollector::start().await;
+    let env = exporting(&collector);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = HttpServer::start(&upstream, &env).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("traceparent", format!("00-{TRACE}-{PARENT}-01").parse().unwrap());
+    let traced = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    let answer = server.post(&traced, None, "tools/list", json!({})).await;
+    assert_eq!(answer.status(), 200);
+    let listed = collector
+        .wait_for("tools/list in the header's trace", |s| {
+            s.span.name == "tools/list" && s.trace_id() == TRACE
+        })
+        .await;
+    assert_eq!(listed.parent_span_id(), PARENT, "parented on the traceparent header");
+
+    let answer = server
+        .post(&reqwest::Client::new(), None, "tools/list", json!({}))
+        .await;
+    assert_eq!(answer.status(), 200);
+    let own = collector
+        .wait_for("tools/list in a trace of its own", |s| {
+            s.span.name == "tools/list" && s.trace_id() != TRACE
+        })
+        .await;
+    assert_eq!(own.parent_span_id(), "", "a new trace has no parent");
+}
+
 #[tokio::test]
 async fn refused_and_failed_calls_carry_the_error_attributes() {
     let upstream = FakeUpstream::start().await;

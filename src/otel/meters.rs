@@ -95,14 +95,18 @@ pub(super) fn shutdown() {
     }
 }
 
-/// Attributes from label values, leaving out the empty ones (no tool on a `tools/list`, no
-/// error on a success).
-fn attributes<const N: usize>(pairs: [(&'static str, &'static str); N]) -> Vec<KeyValue> {
-    pairs
-        .into_iter()
-        .filter(|(_, value)| !value.is_empty())
-        .map(|(key, value)| KeyValue::new(key, value))
-        .collect()
+/// Records with attributes from label values, leaving out the empty ones (no tool on a
+/// `tools/list`, no error on a success); built on the stack, as a measurement is made per call.
+fn with_attributes<const N: usize>(pairs: [(&'static str, &'static str); N], record: impl FnOnce(&[KeyValue])) {
+    let mut attributes = pairs.map(|(key, value)| KeyValue::new(key, value));
+    let mut kept = 0;
+    for (i, (_, value)) in pairs.iter().enumerate() {
+        if !value.is_empty() {
+            attributes.swap(kept, i);
+            kept += 1;
+        }
+    }
+    record(&attributes[..kept]);
 }
 
 impl Instruments {
@@ -115,39 +119,46 @@ impl Instruments {
         error_type: &'static str,
         seconds: f64,
     ) {
-        let attributes = attributes([
-            ("mcp.method.name", method),
-            ("gen_ai.tool.name", tool),
-            ("mcp.protocol.version", protocol),
-            ("network.transport", transport),
-            ("error.type", error_type),
-        ]);
-        self.operation.record(seconds, &attributes);
+        with_attributes(
+            [
+                ("mcp.method.name", method),
+                ("gen_ai.tool.name", tool),
+                ("mcp.protocol.version", protocol),
+                ("network.transport", transport),
+                ("error.type", error_type),
+            ],
+            |attributes| self.operation.record(seconds, attributes),
+        );
     }
 
     pub fn session(&self, protocol: &'static str, transport: &'static str, seconds: f64) {
-        let attributes = attributes([("mcp.protocol.version", protocol), ("network.transport", transport)]);
-        self.session.record(seconds, &attributes);
+        with_attributes(
+            [("mcp.protocol.version", protocol), ("network.transport", transport)],
+            |attributes| self.session.record(seconds, attributes),
+        );
     }
 
     pub fn guard_decision(&self, tool: &'static str, decision: &'static str) {
-        self.guard.add(
-            1,
-            &attributes([("gen_ai.tool.name", tool), ("mcp.guard.decision", decision)]),
+        with_attributes(
+            [("gen_ai.tool.name", tool), ("mcp.guard.decision", decision)],
+            |attributes| self.guard.add(1, attributes),
         );
     }
 
     pub fn refusal(&self, reason: &'static str) {
-        self.refusals.add(1, &attributes([("reason", reason)]));
+        with_attributes([("reason", reason)], |attributes| self.refusals.add(1, attributes));
     }
 
     pub fn upstream_attempt(&self, host: &'static str, outcome: &'static str) {
-        self.upstream
-            .add(1, &attributes([("server.address", host), ("outcome", outcome)]));
+        with_attributes([("server.address", host), ("outcome", outcome)], |attributes| {
+            self.upstream.add(1, attributes)
+        });
     }
 
     pub fn spans_dropped(&self, reason: &'static str, spans: u64) {
-        self.spans_dropped.add(spans, &attributes([("reason", reason)]));
+        with_attributes([("reason", reason)], |attributes| {
+            self.spans_dropped.add(spans, attributes)
+        });
     }
 
     /// The gauges, read from `metrics` (sampled first, as a scrape does) at each export.

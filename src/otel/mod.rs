@@ -196,7 +196,9 @@ pub fn parent(meta: &serde_json::Map<String, serde_json::Value>, headers: Option
     let context = if meta.contains_key("traceparent") {
         propagator().extract(&MetaCarrier(meta))
     } else {
-        propagator().extract(&opentelemetry_http::HeaderExtractor(headers?))
+        // Without a `traceparent` there is no parent to continue (baggage alone makes none).
+        let headers = headers.filter(|headers| headers.contains_key("traceparent"))?;
+        propagator().extract(&opentelemetry_http::HeaderExtractor(headers))
     };
     context.span().span_context().is_valid().then_some(context)
 }
@@ -285,16 +287,47 @@ pub fn finish(context: &Context, decision: Option<&'static str>, outcome: &'stat
     span.end();
 }
 
-/// A span's trace and span ids, as hex, for the log line of the same work.
-pub fn ids(context: &Context) -> (String, String) {
+/// A span's trace and span ids, as lowercase hex, for the log line of the same work (written on
+/// the stack: a log line allocates nothing for them).
+pub struct Ids {
+    trace: [u8; 32],
+    span: [u8; 16],
+}
+
+impl Ids {
+    pub fn trace(&self) -> &str {
+        std::str::from_utf8(&self.trace).unwrap_or_default()
+    }
+
+    pub fn span(&self) -> &str {
+        std::str::from_utf8(&self.span).unwrap_or_default()
+    }
+}
+
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+}
+
+/// A span's ids.
+pub fn ids(context: &Context) -> Ids {
     let span = context.span();
-    let ids = span.span_context();
-    (ids.trace_id().to_string(), ids.span_id().to_string())
+    let context = span.span_context();
+    let mut ids = Ids {
+        trace: [0; 32],
+        span: [0; 16],
+    };
+    hex(&context.trace_id().to_bytes(), &mut ids.trace);
+    hex(&context.span_id().to_bytes(), &mut ids.span);
+    ids
 }
 
 /// The ids of the span current where this is called (a request's, or an upstream attempt's),
 /// when there is one.
-pub fn current_ids() -> Option<(String, String)> {
+pub fn current_ids() -> Option<Ids> {
     if !enabled() {
         return None;
     }

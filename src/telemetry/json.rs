@@ -62,10 +62,10 @@ fn build(line: &mut Vec<u8>, second: &mut Second, event: &Event<'_>) -> fmt::Res
     line.push(b'{');
     #[cfg(feature = "otel")]
     if !event.fields().any(|field| field.name() == "trace_id")
-        && let Some((trace_id, span_id)) = crate::otel::current_ids()
+        && let Some(ids) = crate::otel::current_ids()
     {
-        entry(line, "trace_id", &trace_id);
-        entry(line, "span_id", &span_id);
+        entry(line, "trace_id", ids.trace());
+        entry(line, "span_id", ids.span());
     }
     line.extend_from_slice(br#""timestamp":""#);
     timestamp(line, second)?;
