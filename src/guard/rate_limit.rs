@@ -95,7 +95,7 @@ impl RateLimits {
         let Some((rate, local)) = self.by_tool.get(tool) else {
             return Ok(());
         };
-        self.take_from(&format!("rl:tool:{tool}:{key}"), *rate, local, key)
+        self.take_from(|| format!("rl:tool:{tool}:{key}"), *rate, local, key)
             .await
     }
 
@@ -104,18 +104,20 @@ impl RateLimits {
         let Some((rate, local)) = self.edge.get().and_then(|edge| edge.per_caller.as_ref()) else {
             return Ok(());
         };
-        self.take_from(&format!("rl:http:{key}"), *rate, local, key).await
+        self.take_from(|| format!("rl:http:{key}"), *rate, local, key).await
     }
 
+    /// Takes from the shared bucket (named by `bucket`, only when Redis is there) or else the
+    /// local one.
     async fn take_from(
         &self,
-        bucket: &str,
+        bucket: impl FnOnce() -> String,
         rate: Rate,
         local: &DefaultKeyedRateLimiter<String>,
         key: &str,
     ) -> Result<(), Refused> {
         if let Some(redis) = self.shared.get() {
-            match limits::take(redis, bucket, rate).await {
+            match limits::take(redis, &bucket(), rate).await {
                 Ok(decision) => return decision.map_err(Refused::Wait),
                 Err(trouble) if redis.on_trouble == OnTrouble::Closed => {
                     tracing::warn!(event = "rate_limit_unavailable", error = %trouble, "shared rate limits unavailable: refusing");
