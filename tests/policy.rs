@@ -386,3 +386,38 @@ async fn the_http_per_caller_limit_answers_429_with_retry_after() {
         "health stays open"
     );
 }
+
+/// A tool whose input schema does not compile (a fault `make test` catches before a release)
+/// is refused, saying so, and the fault is logged once; the server goes on serving its other
+/// tools, on both transports.
+#[tokio::test]
+async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_serve() {
+    let upstream = FakeUpstream::start().await;
+    let env = [("MCP_FIXTURE_BROKEN_SCHEMA", "1")];
+    let http = HttpServer::start(&upstream, &env).await;
+    let mut stdio = StdioServer::start(&upstream, &env).await;
+    let cases = [
+        ("http", http.connect(Generation::Stateless).await, &http.server.logs),
+        (
+            "stdio",
+            stdio.connect(Generation::Handshake20251125).await,
+            &stdio.server.logs,
+        ),
+    ];
+    for (transport, client, logs) in cases {
+        for _ in 0..2 {
+            let result = call(&client, "broken_schema_fixture", json!({ "text": "hi" })).await;
+            assert_eq!(result.is_error, Some(true), "{transport}: {result:?}");
+            let message = text(&result);
+            assert!(
+                message.contains("cannot be checked: the tool's input schema does not compile"),
+                "{transport}: {message}"
+            );
+        }
+        logs.wait_for("schema_invalid").await;
+        assert_eq!(logs.events("schema_invalid").len(), 1, "{transport}: logged once");
+        let converted = convert(&client).await;
+        assert_eq!(converted.is_error, Some(false), "{transport}: {converted:?}");
+        client.cancel().await.unwrap();
+    }
+}

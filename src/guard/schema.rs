@@ -46,9 +46,15 @@ impl InputSchema {
     }
 
     /// The compiled schema; the first call compiles it, and logs once if it does not compile.
+    /// A schema that fails unchecked is compiled checked, for the error that names the fault
+    /// (unchecked, boon reports a broken pattern as a bug of its own). Debug builds check from
+    /// the start: there boon asserts, with a panic, what the check would have refused.
     fn get(&self) -> Result<&Compiled, &String> {
         let compiled = self.compiled.get_or_init(|| {
-            let compiled = compile(&self.source, UNCHECKED);
+            let compiled = match cfg!(debug_assertions) {
+                true => compile(&self.source, CHECKED),
+                false => compile(&self.source, UNCHECKED).or_else(|_| compile(&self.source, CHECKED)),
+            };
             if let Err(error) = &compiled {
                 tracing::error!(event = "schema_invalid", %error, "a tool's input schema does not compile");
             }

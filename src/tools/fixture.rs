@@ -3,7 +3,10 @@
 //! - `fetch_fixture` GETs one URL through the shared upstream client (tests/upstream.rs:
 //!   retries, time limits, cancellation, the SSRF guard);
 //! - `fetch_fixture_many` GETs it several times, one after another, reporting progress and
-//!   running as a task for clients that take tasks (tests/tasks.rs).
+//!   running as a task for clients that take tasks (tests/tasks.rs);
+//! - `broken_schema_fixture`, only when `MCP_FIXTURE_BROKEN_SCHEMA` is set, has an input
+//!   schema that does not compile, so tests/policy.rs sees how such a fault is answered
+//!   (`make test` refuses it everywhere else).
 
 use std::time::Duration;
 
@@ -19,11 +22,18 @@ use crate::{
     server::McpServer,
 };
 
-pub fn tools() -> [(rmcp::handler::server::router::tool::ToolRouter<McpServer>, ToolPolicy); 2] {
-    [
+pub fn tools() -> Vec<(rmcp::handler::server::router::tool::ToolRouter<McpServer>, ToolPolicy)> {
+    let mut tools = vec![
         (McpServer::fixture_router(), policy()),
         (McpServer::fixture_many_router(), many_policy()),
-    ]
+    ];
+    if std::env::var_os("MCP_FIXTURE_BROKEN_SCHEMA").is_some() {
+        tools.push((
+            McpServer::broken_schema_router(),
+            ToolPolicy::new::<BrokenSchemaRequest>("broken_schema_fixture"),
+        ));
+    }
+    tools
 }
 
 /// Any caller, generous quota (tests override it when they test quotas); 20 s covers the
@@ -95,5 +105,23 @@ impl McpServer {
                 .await;
         }
         Ok(bodies.join("\n"))
+    }
+}
+
+/// Arguments whose advertised schema does not compile: its pattern is no regular expression.
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct BrokenSchemaRequest {
+    /// Any text.
+    #[schemars(regex(pattern = "("))]
+    pub text: String,
+}
+
+#[tool_router(router = broken_schema_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Test fixture: echoes its text, were its arguments ever checked.
+    #[tool(annotations(read_only_hint = true))]
+    pub async fn broken_schema_fixture(&self, Parameters(request): Parameters<BrokenSchemaRequest>) -> String {
+        request.text
     }
 }
