@@ -248,8 +248,14 @@ impl McpServer {
         };
         // Reading or cancelling a task is instant and still served once the drain ran out.
         let abortable = !method.starts_with("tasks/");
+        // A panic in the work (a fault in a tool or in the server) answers as an internal error,
+        // rather than leaving the caller waiting for an answer that would never come.
+        let work = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
         let ((decision, outcome), result) = tokio::select! {
-            result = work => (classify(&result), result),
+            result = work => match result {
+                Ok(result) => (classify(&result), result),
+                Err(_) => ((None, "panicked"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "the server failed while handling this request (a fault in the server, logged); retrying may not help", None))),
+            },
             _ = self.shutdown.aborted(), if abortable => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
             _ = seen.cancelled.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
         };

@@ -393,7 +393,7 @@ async fn the_http_per_caller_limit_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_serve() {
     let upstream = FakeUpstream::start().await;
-    let env = [("MCP_FIXTURE_BROKEN_SCHEMA", "1")];
+    let env = [("MCP_FIXTURE_FAULTS", "1")];
     let http = HttpServer::start(&upstream, &env).await;
     let mut stdio = StdioServer::start(&upstream, &env).await;
     let cases = [
@@ -416,6 +416,47 @@ async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_se
         }
         logs.wait_for("schema_invalid").await;
         assert_eq!(logs.events("schema_invalid").len(), 1, "{transport}: logged once");
+        let converted = convert(&client).await;
+        assert_eq!(converted.is_error, Some(false), "{transport}: {converted:?}");
+        client.cancel().await.unwrap();
+    }
+}
+
+/// A tool that panics (a bug) answers its call with an internal error, at once; the server
+/// logs it and goes on serving, on both transports.
+#[tokio::test]
+async fn a_tool_that_panics_answers_with_an_internal_error_and_the_server_goes_on() {
+    let upstream = FakeUpstream::start().await;
+    let env = [("MCP_FIXTURE_FAULTS", "1")];
+    let http = HttpServer::start(&upstream, &env).await;
+    let mut stdio = StdioServer::start(&upstream, &env).await;
+    let cases = [
+        ("http", http.connect(Generation::Stateless).await, &http.server.logs),
+        (
+            "stdio",
+            stdio.connect(Generation::Handshake20251125).await,
+            &stdio.server.logs,
+        ),
+    ];
+    for (transport, client, logs) in cases {
+        let called = client.call_tool(rmcp::model::CallToolRequestParams::new("panic_fixture"));
+        let answer = tokio::time::timeout(Duration::from_secs(10), called)
+            .await
+            .unwrap_or_else(|_| panic!("{transport}: the call was never answered"));
+        match answer {
+            Err(rmcp::ServiceError::McpError(error)) => {
+                assert_eq!(error.code, rmcp::model::ErrorCode::INTERNAL_ERROR, "{transport}");
+                assert!(
+                    error.message.contains("a fault in the server"),
+                    "{transport}: {error:?}"
+                );
+            }
+            other => panic!("{transport}: expected an internal error, got {other:?}"),
+        }
+        let line = logs
+            .wait_for_match(|l| l["event"] == "request" && l["name"] == "panic_fixture")
+            .await;
+        assert_eq!(line["outcome"], "panicked", "{transport}: {line}");
         let converted = convert(&client).await;
         assert_eq!(converted.is_error, Some(false), "{transport}: {converted:?}");
         client.cancel().await.unwrap();

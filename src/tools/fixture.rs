@@ -4,9 +4,9 @@
 //!   retries, time limits, cancellation, the SSRF guard);
 //! - `fetch_fixture_many` GETs it several times, one after another, reporting progress and
 //!   running as a task for clients that take tasks (tests/tasks.rs);
-//! - `broken_schema_fixture`, only when `MCP_FIXTURE_BROKEN_SCHEMA` is set, has an input
-//!   schema that does not compile, so tests/policy.rs sees how such a fault is answered
-//!   (`make test` refuses it everywhere else).
+//! - only when `MCP_FIXTURE_FAULTS` is set, faults for tests/policy.rs to see answered:
+//!   `broken_schema_fixture`, whose input schema does not compile (`make test` refuses that
+//!   everywhere else), and `panic_fixture`, which panics.
 
 use std::time::Duration;
 
@@ -27,10 +27,14 @@ pub fn tools() -> Vec<(rmcp::handler::server::router::tool::ToolRouter<McpServer
         (McpServer::fixture_router(), policy()),
         (McpServer::fixture_many_router(), many_policy()),
     ];
-    if std::env::var_os("MCP_FIXTURE_BROKEN_SCHEMA").is_some() {
+    if std::env::var_os("MCP_FIXTURE_FAULTS").is_some() {
         tools.push((
             McpServer::broken_schema_router(),
             ToolPolicy::new::<BrokenSchemaRequest>("broken_schema_fixture"),
+        ));
+        tools.push((
+            McpServer::panic_router(),
+            ToolPolicy::new::<crate::tools::NoArguments>("panic_fixture"),
         ));
     }
     tools
@@ -123,5 +127,14 @@ impl McpServer {
     #[tool(annotations(read_only_hint = true))]
     pub async fn broken_schema_fixture(&self, Parameters(request): Parameters<BrokenSchemaRequest>) -> String {
         request.text
+    }
+}
+
+#[tool_router(router = panic_router, vis = "pub(crate)")]
+impl McpServer {
+    /// Test fixture: panics, as a tool with a bug would.
+    #[tool(annotations(read_only_hint = true))]
+    pub async fn panic_fixture(&self) -> String {
+        panic!("panic_fixture panics, as asked")
     }
 }
