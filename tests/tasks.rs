@@ -268,3 +268,21 @@ async fn drained(server: &mut Server, client: &TaskClient, upstream: &FakeUpstre
     );
     assert_eq!(server.exit_code(Duration::from_secs(10)).await, 0, "{context}");
 }
+
+/// A tool that panics while running as a task fails the task with an internal error, at
+/// once, rather than leaving it working until it expires.
+#[tokio::test]
+async fn a_task_whose_tool_panics_fails_with_an_internal_error() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = StdioServer::start(&upstream, &[("MCP_FIXTURE_FAULTS", "1")]).await;
+    let client = tasks::connect_stdio(&mut server, Generation::Stateless, true).await;
+    let task = tasks::start(&client, "panic_fixture", json!({})).await;
+    let done = tasks::finished(&client, &task.task_id, Duration::from_secs(5)).await;
+    assert_eq!(done.status(), TaskStatus::Failed);
+    let TaskPayload::Failed { error } = &done.payload else {
+        unreachable!()
+    };
+    assert_eq!(error["code"], -32603, "{error:?}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("a fault in the server"), "{message}");
+}

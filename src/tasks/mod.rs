@@ -179,7 +179,19 @@ impl Tasks {
             id: id.clone(),
             tasks: self.clone(),
         };
-        let work = work(handle, cancel.clone());
+        // A panic in the tool fails its task, as an internal error, rather than leaving it
+        // working until it expires.
+        let work = futures_util::FutureExt::map(
+            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work(handle, cancel.clone()))),
+            |done| {
+                done.unwrap_or_else(|_| {
+                    Err(ErrorData::internal_error(
+                        "the tool failed while running this task (a fault in the server, logged); retrying may not help",
+                        None,
+                    ))
+                })
+            },
+        );
         let tasks = self.clone();
         let (tool, subject) = (tool.to_owned(), subject.to_owned());
         tokio::spawn(async move {

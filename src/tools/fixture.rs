@@ -34,7 +34,7 @@ pub fn tools() -> Vec<(rmcp::handler::server::router::tool::ToolRouter<McpServer
         ));
         tools.push((
             McpServer::panic_router(),
-            ToolPolicy::new::<crate::tools::NoArguments>("panic_fixture"),
+            ToolPolicy::new::<crate::tools::NoArguments>("panic_fixture").task(TaskSupport::Optional),
         ));
     }
     tools
