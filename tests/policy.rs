@@ -387,24 +387,40 @@ async fn the_http_per_caller_limit_answers_429_with_retry_after() {
     );
 }
 
+/// A server on each transport with the fault fixtures (`MCP_FIXTURE_FAULTS`).
+struct Faulty {
+    http: HttpServer,
+    stdio: StdioServer,
+}
+
+impl Faulty {
+    async fn start(upstream: &FakeUpstream) -> Self {
+        let env = [("MCP_FIXTURE_FAULTS", "1")];
+        Self {
+            http: HttpServer::start(upstream, &env).await,
+            stdio: StdioServer::start(upstream, &env).await,
+        }
+    }
+
+    /// A client of each server, with the transport's name and the server's logs.
+    async fn clients(&mut self) -> [(&'static str, Client, &support::Logs); 2] {
+        let http = self.http.connect(Generation::Stateless).await;
+        let stdio = self.stdio.connect(Generation::Handshake20251125).await;
+        [
+            ("http", http, &self.http.server.logs),
+            ("stdio", stdio, &self.stdio.server.logs),
+        ]
+    }
+}
+
 /// A tool whose input schema does not compile (a fault `make test` catches before a release)
 /// is refused, saying so, and the fault is logged once; the server goes on serving its other
 /// tools, on both transports.
 #[tokio::test]
 async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_serve() {
     let upstream = FakeUpstream::start().await;
-    let env = [("MCP_FIXTURE_FAULTS", "1")];
-    let http = HttpServer::start(&upstream, &env).await;
-    let mut stdio = StdioServer::start(&upstream, &env).await;
-    let cases = [
-        ("http", http.connect(Generation::Stateless).await, &http.server.logs),
-        (
-            "stdio",
-            stdio.connect(Generation::Handshake20251125).await,
-            &stdio.server.logs,
-        ),
-    ];
-    for (transport, client, logs) in cases {
+    let mut servers = Faulty::start(&upstream).await;
+    for (transport, client, logs) in servers.clients().await {
         for _ in 0..2 {
             let result = call(&client, "broken_schema_fixture", json!({ "text": "hi" })).await;
             assert_eq!(result.is_error, Some(true), "{transport}: {result:?}");
@@ -427,18 +443,8 @@ async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_se
 #[tokio::test]
 async fn a_tool_that_panics_answers_with_an_internal_error_and_the_server_goes_on() {
     let upstream = FakeUpstream::start().await;
-    let env = [("MCP_FIXTURE_FAULTS", "1")];
-    let http = HttpServer::start(&upstream, &env).await;
-    let mut stdio = StdioServer::start(&upstream, &env).await;
-    let cases = [
-        ("http", http.connect(Generation::Stateless).await, &http.server.logs),
-        (
-            "stdio",
-            stdio.connect(Generation::Handshake20251125).await,
-            &stdio.server.logs,
-        ),
-    ];
-    for (transport, client, logs) in cases {
+    let mut servers = Faulty::start(&upstream).await;
+    for (transport, client, logs) in servers.clients().await {
         let called = client.call_tool(rmcp::model::CallToolRequestParams::new("panic_fixture"));
         let answer = tokio::time::timeout(Duration::from_secs(10), called)
             .await
