@@ -285,4 +285,10 @@ async fn a_task_whose_tool_panics_fails_with_an_internal_error() {
     assert_eq!(error["code"], -32603, "{error:?}");
     let message = error["message"].as_str().unwrap_or_default();
     assert!(message.contains("a fault in the server"), "{message}");
+    let line = server
+        .server
+        .logs
+        .wait_for_match(|l| l["event"] == "task" && l["tool"] == "panic_fixture")
+        .await;
+    assert_eq!(line["outcome"], "panicked", "{line}");
 }

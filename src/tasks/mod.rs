@@ -181,17 +181,7 @@ impl Tasks {
         };
         // A panic in the tool fails its task, as an internal error, rather than leaving it
         // working until it expires.
-        let work = futures_util::FutureExt::map(
-            futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work(handle, cancel.clone()))),
-            |done| {
-                done.unwrap_or_else(|_| {
-                    Err(ErrorData::internal_error(
-                        "the tool failed while running this task (a fault in the server, logged); retrying may not help",
-                        None,
-                    ))
-                })
-            },
-        );
+        let work = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work(handle, cancel.clone())));
         let tasks = self.clone();
         let (tool, subject) = (tool.to_owned(), subject.to_owned());
         tokio::spawn(async move {
@@ -201,17 +191,23 @@ impl Tasks {
             let cancelled_elsewhere = tasks.cancelled_elsewhere(&id);
             let (outcome, payload) = tokio::select! {
                 done = tokio::time::timeout(timeout, work) => match done {
-                    Ok(Ok(CallToolResponse::Complete(result))) => {
+                    Ok(Ok(Ok(CallToolResponse::Complete(result)))) => {
                         let outcome = if result.is_error == Some(true) { "error" } else { "completed" };
                         (outcome, TaskPayload::Completed { result: object(&result) })
                     }
-                    Ok(Ok(_)) => ("failed", TaskPayload::Failed {
+                    Ok(Ok(Ok(_))) => ("failed", TaskPayload::Failed {
                         error: object(&ErrorData::internal_error(
                             "the tool asked for input the request's way; inside a task it asks through its task",
                             None,
                         )),
                     }),
-                    Ok(Err(error)) => ("failed", TaskPayload::Failed { error: object(&error) }),
+                    Ok(Ok(Err(error))) => ("failed", TaskPayload::Failed { error: object(&error) }),
+                    Ok(Err(_)) => ("panicked", TaskPayload::Failed {
+                        error: object(&ErrorData::internal_error(
+                            "the tool failed while running this task (a fault in the server, logged); retrying may not help",
+                            None,
+                        )),
+                    }),
                     Err(_) => ("timed_out", TaskPayload::Completed { result: object(&guard::timed_out(&tool, timeout)) }),
                 },
                 _ = cancel.cancelled() => ("cancelled", TaskPayload::Cancelled),
