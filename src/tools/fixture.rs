@@ -4,9 +4,9 @@
 //!   retries, time limits, cancellation, the SSRF guard);
 //! - `fetch_fixture_many` GETs it several times, one after another, reporting progress and
 //!   running as a task for clients that take tasks (tests/tasks.rs);
-//! - only when `MCP_FIXTURE_FAULTS` is set, faults for tests/policy.rs to see answered:
-//!   `broken_schema_fixture`, whose input schema does not compile (`make test` refuses that
-//!   everywhere else), and `panic_fixture`, which panics.
+//! - only when `MCP_FIXTURE_FAULTS` is set, faults for tests/policy.rs and tests/tasks.rs to
+//!   see answered: `broken_schema_fixture`, whose input schema does not compile (`make test`
+//!   refuses that everywhere else), and `panic_fixture`, which panics (also as a task).
 
 use std::time::Duration;
 
