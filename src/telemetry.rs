@@ -81,10 +81,15 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
 /// `text` cut to [`MAX_FIELD_BYTES`] (on a character boundary), saying how long it was.
 pub fn clip(text: &str) -> Cow<'_, str> {
-    if text.len() <= MAX_FIELD_BYTES {
+    clip_to(text, MAX_FIELD_BYTES)
+}
+
+/// `text` cut to `most` bytes (on a character boundary), saying how long it was.
+fn clip_to(text: &str, most: usize) -> Cow<'_, str> {
+    if text.len() <= most {
         return Cow::Borrowed(text);
     }
-    let mut end = MAX_FIELD_BYTES;
+    let mut end = most;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -163,9 +168,70 @@ fn start_flusher() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             flush();
-            previous(info);
+            if !log_panic(info) {
+                previous(info);
+            }
         }));
     });
+}
+
+/// Logs a panic as one line in the configured format (a log shipper reading JSON lines would
+/// choke on the standard library's plain-text report), with the backtrace when
+/// `RUST_BACKTRACE` asks for one. False, so the standard report is written instead, before the
+/// logger is installed or when logging itself panicked.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    thread_local! {
+        static LOGGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !tracing::dispatcher::has_been_set() || LOGGING.with(|logging| logging.replace(true)) {
+        return false;
+    }
+    let message = info.payload_as_str().unwrap_or("(a panic without a message)");
+    let location = info.location().map(ToString::to_string).unwrap_or_default();
+    let thread = std::thread::current();
+    let backtrace = std::backtrace::Backtrace::capture();
+    let backtrace =
+        (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then(|| short(&backtrace.to_string()));
+    tracing::error!(
+        event = "panic",
+        thread = thread.name().unwrap_or("unnamed"),
+        location = location.as_str(),
+        // A backtrace's first frames, within the line's bound: where it happened.
+        backtrace = backtrace
+            .as_deref()
+            .map(|text| clip_to(text, MAX_LINE_BYTES / 2))
+            .as_deref(),
+        "a thread panicked: {}",
+        clip(message)
+    );
+    LOGGING.with(|logging| logging.set(false));
+    true
+}
+
+/// A backtrace's frames between the panic machinery and the thread's start, as the standard
+/// library's own report shows them.
+fn short(backtrace: &str) -> String {
+    let is_frame = |line: &&str| {
+        line.trim_start()
+            .split_once(':')
+            .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+    };
+    let lines: Vec<&str> = backtrace.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| line.contains("__rust_end_short_backtrace"))
+        .and_then(|end| {
+            lines[end + 1..]
+                .iter()
+                .position(|line| is_frame(line))
+                .map(|i| end + 1 + i)
+        })
+        .unwrap_or(0);
+    let end = lines[start..]
+        .iter()
+        .position(|line| line.contains("__rust_begin_short_backtrace"))
+        .map_or(lines.len(), |i| start + i);
+    lines[start..end].join("\n")
 }
 
 impl<'a> MakeWriter<'a> for BoundedStderr {
@@ -244,5 +310,15 @@ mod tests {
         let clipped = clip(&long);
         assert!(clipped.len() < MAX_FIELD_BYTES + 20, "{}", clipped.len());
         assert!(clipped.ends_with("… (600 bytes)"));
+    }
+
+    #[test]
+    fn a_panic_backtrace_keeps_the_frames_between_the_panic_machinery_and_the_thread_start() {
+        let full = "   0: log_panic\n             at src/telemetry.rs:1:1\n   1: std::sys::backtrace::__rust_end_short_backtrace\n             at std/src/sys/backtrace.rs:1:1\n   2: core::panicking::panic_fmt\n   3: my_tool\n             at src/tools/mine.rs:9:9\n   4: std::sys::backtrace::__rust_begin_short_backtrace\n   5: start_thread";
+        assert_eq!(
+            short(full),
+            "   2: core::panicking::panic_fmt\n   3: my_tool\n             at src/tools/mine.rs:9:9"
+        );
+        assert_eq!(short("   0: main"), "   0: main", "without the markers, all of it");
     }
 }

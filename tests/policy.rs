@@ -439,7 +439,7 @@ async fn a_tool_whose_schema_does_not_compile_is_refused_and_the_others_still_se
 }
 
 /// A tool that panics (a bug) answers its call with an internal error, at once; the server
-/// logs it and goes on serving, on both transports.
+/// logs it, the panic as a JSON line of its own, and goes on serving, on both transports.
 #[tokio::test]
 async fn a_tool_that_panics_answers_with_an_internal_error_and_the_server_goes_on() {
     let upstream = FakeUpstream::start().await;
@@ -463,6 +463,20 @@ async fn a_tool_that_panics_answers_with_an_internal_error_and_the_server_goes_o
             .wait_for_match(|l| l["event"] == "request" && l["name"] == "panic_fixture")
             .await;
         assert_eq!(line["outcome"], "panicked", "{transport}: {line}");
+        // The panic itself is one log line like the others, not the standard library's text.
+        let panic = logs.wait_for("panic").await;
+        assert_eq!(panic["level"], "ERROR", "{transport}: {panic}");
+        assert!(
+            panic["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("panic_fixture panics")),
+            "{transport}: {panic}"
+        );
+        assert!(
+            panic["location"].as_str().is_some_and(|l| l.contains("fixture.rs")),
+            "{transport}: {panic}"
+        );
+        logs.json(); // every stderr line is a JSON object
         let converted = convert(&client).await;
         assert_eq!(converted.is_error, Some(false), "{transport}: {converted:?}");
         client.cancel().await.unwrap();
