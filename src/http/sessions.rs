@@ -71,7 +71,13 @@ pub struct Sessions {
     limits: SessionLimits,
     table: std::sync::Mutex<Table>,
     shared: Option<Arc<RedisSessions>>,
+    /// Woken whenever a session leaves `Table::restoring`.
+    restore_ended: tokio::sync::Notify,
 }
+
+/// The longest a request waits for its session's restore (begun by another request) to end.
+/// Past it the request goes on as if the session were not held here.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Table {
@@ -86,9 +92,10 @@ struct Table {
     /// Sessions in all, reservations included.
     total: usize,
     /// Sessions being restored: rmcp holds them from `restore_session` on, but their worker
-    /// takes nothing before the replayed `initialize` and `initialized`. Until then they are
-    /// not reported as held, so a concurrent request of the same session waits for rmcp's
-    /// restore to end instead of reaching the worker early (which ends the session with a 500).
+    /// takes nothing before the replayed `initialize` and `initialized`. A concurrent request of
+    /// the same session waits in `has_session` until they are queued, rather than reaching the
+    /// worker early (which ends the session with a 500), or being told the session is not held
+    /// and starting a second restore just as the first ends (which rmcp answers with a 500).
     restoring: HashSet<SessionId>,
 }
 
@@ -132,6 +139,7 @@ impl Sessions {
             local,
             limits,
             table: Default::default(),
+            restore_ended: tokio::sync::Notify::new(),
             shared,
         }
     }
@@ -287,8 +295,34 @@ struct Unmark<'a> {
 impl Drop for Unmark<'_> {
     fn drop(&mut self) {
         if let Some(id) = &self.id {
-            self.sessions.table.lock().expect("session table").restoring.remove(id);
+            self.sessions.restore_ended(id);
         }
+    }
+}
+
+impl Sessions {
+    /// Takes a session off the `restoring` set, waking the requests waiting for it.
+    fn restore_ended(&self, id: &SessionId) {
+        if self.table.lock().expect("session table").restoring.remove(id) {
+            self.restore_ended.notify_waiters();
+        }
+    }
+
+    /// Waits (up to [`RESTORE_WAIT`]) while a restore of `id` is under way.
+    async fn restore_done(&self, id: &SessionId) {
+        let wait = async {
+            loop {
+                // Registered before the check, so an end between the two is not missed.
+                let ended = self.restore_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if !self.table.lock().expect("session table").restoring.contains(id) {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        let _ = tokio::time::timeout(RESTORE_WAIT, wait).await;
     }
 }
 
@@ -311,13 +345,16 @@ impl SessionManager for Sessions {
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
         if self.table.lock().expect("session table").restoring.contains(id) {
-            return Ok(false);
+            self.restore_done(id).await;
+            if self.table.lock().expect("session table").restoring.contains(id) {
+                return Ok(false);
+            }
         }
         self.local.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.table.lock().expect("session table").restoring.remove(id);
+        self.restore_ended(id);
         self.forget(id);
         self.local.close_session(id).await
     }
@@ -338,7 +375,7 @@ impl SessionManager for Sessions {
         let accepted = self.local.accept_message(id, message).await;
         // Queued after the replayed handshake, a request now reaches the worker in its turn.
         if restored {
-            self.table.lock().expect("session table").restoring.remove(id);
+            self.restore_ended(id);
         }
         accepted
     }
@@ -391,6 +428,22 @@ mod tests {
             },
             None,
         ))
+    }
+
+    #[tokio::test]
+    async fn a_request_for_a_session_under_restore_waits_for_the_restore_to_end() {
+        let s = sessions(3, 2);
+        let id: SessionId = "restoring".into();
+        s.table.lock().unwrap().restoring.insert(id.clone());
+        let asking = tokio::spawn({
+            let (s, id) = (s.clone(), id.clone());
+            async move { s.has_session(&id).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!asking.is_finished(), "waits while the restore is under way");
+        s.restore_ended(&id);
+        let held = tokio::time::timeout(Duration::from_secs(1), asking).await;
+        assert!(matches!(held, Ok(Ok(Ok(false)))), "answered once it ended: {held:?}");
     }
 
     #[tokio::test]
