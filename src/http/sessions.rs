@@ -12,7 +12,7 @@
 //! is restored here on its next request.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -96,7 +96,8 @@ struct Table {
     /// the same session waits in `has_session` until they are queued, rather than reaching the
     /// worker early (which ends the session with a 500), or being told the session is not held
     /// and starting a second restore just as the first ends (which rmcp answers with a 500).
-    restoring: HashSet<SessionId>,
+    /// When each began: one that has not ended within [`RESTORE_WAIT`] is not waited for again.
+    restoring: HashMap<SessionId, Instant>,
 }
 
 impl Table {
@@ -303,26 +304,29 @@ impl Drop for Unmark<'_> {
 impl Sessions {
     /// Takes a session off the `restoring` set, waking the requests waiting for it.
     fn restore_ended(&self, id: &SessionId) {
-        if self.table.lock().expect("session table").restoring.remove(id) {
+        if self.table.lock().expect("session table").restoring.remove(id).is_some() {
             self.restore_ended.notify_waiters();
         }
     }
 
-    /// Waits (up to [`RESTORE_WAIT`]) while a restore of `id` is under way.
-    async fn restore_done(&self, id: &SessionId) {
+    /// Waits while a restore of `id` is under way, until [`RESTORE_WAIT`] after it began (a
+    /// restore whose request went away mid-replay never ends): whether it ended.
+    async fn restore_done(&self, id: &SessionId) -> bool {
         let wait = async {
             loop {
                 // Registered before the check, so an end between the two is not missed.
                 let ended = self.restore_ended.notified();
                 tokio::pin!(ended);
                 ended.as_mut().enable();
-                if !self.table.lock().expect("session table").restoring.contains(id) {
-                    return;
+                let began = self.table.lock().expect("session table").restoring.get(id).copied();
+                let Some(began) = began else { return true };
+                let left = RESTORE_WAIT.saturating_sub(began.elapsed());
+                if left.is_zero() || tokio::time::timeout(left, ended).await.is_err() {
+                    return false;
                 }
-                ended.await;
             }
         };
-        let _ = tokio::time::timeout(RESTORE_WAIT, wait).await;
+        wait.await
     }
 }
 
@@ -344,11 +348,9 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        if self.table.lock().expect("session table").restoring.contains(id) {
-            self.restore_done(id).await;
-            if self.table.lock().expect("session table").restoring.contains(id) {
-                return Ok(false);
-            }
+        let restoring = self.table.lock().expect("session table").restoring.contains_key(id);
+        if restoring && !self.restore_done(id).await {
+            return Ok(false);
         }
         self.local.has_session(id).await
     }
@@ -397,7 +399,11 @@ impl SessionManager for Sessions {
 
     /// A session opened on another replica (or before a restart), restored from Redis.
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.table.lock().expect("session table").restoring.insert(id.clone());
+        self.table
+            .lock()
+            .expect("session table")
+            .restoring
+            .insert(id.clone(), Instant::now());
         // Unmarked unless restored, also when the request restoring it goes away meanwhile.
         let mut unmark = Unmark {
             sessions: self,
@@ -434,7 +440,7 @@ mod tests {
     async fn a_request_for_a_session_under_restore_waits_for_the_restore_to_end() {
         let s = sessions(3, 2);
         let id: SessionId = "restoring".into();
-        s.table.lock().unwrap().restoring.insert(id.clone());
+        s.table.lock().unwrap().restoring.insert(id.clone(), Instant::now());
         let asking = tokio::spawn({
             let (s, id) = (s.clone(), id.clone());
             async move { s.has_session(&id).await }
@@ -444,6 +450,16 @@ mod tests {
         s.restore_ended(&id);
         let held = tokio::time::timeout(Duration::from_secs(1), asking).await;
         assert!(matches!(held, Ok(Ok(Ok(false)))), "answered once it ended: {held:?}");
+    }
+
+    #[tokio::test]
+    async fn a_restore_that_never_ended_is_not_waited_for_again() {
+        let s = sessions(3, 2);
+        let id: SessionId = "stuck".into();
+        let long_ago = Instant::now() - RESTORE_WAIT;
+        s.table.lock().unwrap().restoring.insert(id.clone(), long_ago);
+        let held = tokio::time::timeout(Duration::from_millis(100), s.has_session(&id)).await;
+        assert!(matches!(held, Ok(Ok(false))), "answered at once: {held:?}");
     }
 
     #[tokio::test]
