@@ -17,11 +17,14 @@ use rmcp::{
         tool::ToolCallContext,
     },
     model::{
-        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, CreateTaskResult,
-        DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
-        Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-        ReadResourceResponse, RequestId, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+        CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams, CancelTaskRequest,
+        ClientCapabilities, CreateTaskResult, CustomRequest, CustomResult, DiscoverRequest, DiscoverResult, ErrorCode,
+        GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskRequest, GetTaskResult,
+        Implementation, InitializeRequest, InitializeRequestParams, InitializeResult, ListPromptsRequest,
+        ListPromptsResult, ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
+        ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+        ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerCapabilities,
+        ServerConfig, Tool, UpdateTaskParams, UpdateTaskRequest,
     },
     service::RequestContext,
 };
@@ -385,6 +388,44 @@ pub fn missing_method(method: &str) -> ErrorData {
     ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None)
 }
 
+/// The Invalid params (-32602) for a request of a method this server offers whose params do not
+/// fit that method (a `tools/call` without a `name`, say), saying what is wrong; `None` for any
+/// other method. rmcp reads such a request as one of an unknown method, which would tell the
+/// client the method is not offered.
+fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool) -> Option<ErrorData> {
+    /// What reading the request as a `T` finds wrong.
+    fn fault<T: serde::de::DeserializeOwned>(method: &str, params: Option<serde_json::Value>) -> String {
+        let mut request = serde_json::Map::new();
+        request.insert("method".into(), method.into());
+        if let Some(params) = params {
+            request.insert("params".into(), params);
+        }
+        match serde_json::from_value::<T>(serde_json::Value::Object(request)) {
+            Err(error) => crate::telemetry::clip(&error.to_string()).into_owned(),
+            Ok(_) => "they do not fit the method".into(),
+        }
+    }
+    let fault = match method {
+        "initialize" => fault::<InitializeRequest>(method, params),
+        "server/discover" => fault::<DiscoverRequest>(method, params),
+        "tools/list" => fault::<ListToolsRequest>(method, params),
+        "tools/call" => fault::<CallToolRequest>(method, params),
+        "prompts/list" => fault::<ListPromptsRequest>(method, params),
+        "prompts/get" => fault::<GetPromptRequest>(method, params),
+        "resources/list" => fault::<ListResourcesRequest>(method, params),
+        "resources/templates/list" => fault::<ListResourceTemplatesRequest>(method, params),
+        "resources/read" => fault::<ReadResourceRequest>(method, params),
+        "tasks/get" if tasks => fault::<GetTaskRequest>(method, params),
+        "tasks/update" if tasks => fault::<UpdateTaskRequest>(method, params),
+        "tasks/cancel" if tasks => fault::<CancelTaskRequest>(method, params),
+        _ => return None,
+    };
+    Some(ErrorData::invalid_params(
+        format!("invalid params for {method}: {fault}"),
+        None,
+    ))
+}
+
 /// Replaces rmcp's bare "method not found" message (the method's name alone) with one that
 /// says why.
 pub fn explain_missing_method(error: &mut ErrorData) {
@@ -491,6 +532,18 @@ impl ServerHandler for McpServer {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.tools.get(name).cloned()
+    }
+
+    /// A request rmcp could not read: of a method not offered (method not found, its message
+    /// made clear by the transports), or of one offered with params that do not fit it.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let tasks = self.guard.task_tools().next().is_some();
+        Err(malformed_params(&request.method, request.params, tasks)
+            .unwrap_or_else(|| ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None)))
     }
 
     async fn call_tool(

@@ -358,3 +358,55 @@ async fn methods_not_offered_get_32601_saying_why_on_both_transports() {
         assert!(reply["error"]["message"].as_str().unwrap().contains(words), "{reply}");
     }
 }
+
+/// A request of a method the server offers, whose params do not fit that method, is answered
+/// with Invalid params saying what is wrong, not "method not found", on both transports.
+#[tokio::test]
+async fn params_that_do_not_fit_their_method_get_32602_saying_what_is_wrong_on_both_transports() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let upstream = FakeUpstream::start().await;
+    let cases = [
+        ("tools/call", json!({ "arguments": {} }), "missing field `name`"),
+        ("tools/call", json!({ "name": 7 }), "invalid type: integer `7`"),
+        ("resources/read", json!({ "uri": ["a"] }), "invalid type: sequence"),
+        ("prompts/get", json!({}), "missing field `name`"),
+    ];
+    let expected = |reply: &Value, method: &str, words: &str| {
+        assert_eq!(reply["error"]["code"], -32602, "{method}: {reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("invalid params for {method}")) && message.contains(words),
+            "{method}: {reply}"
+        );
+    };
+
+    let server = HttpServer::start(&upstream, &[]).await;
+    let http = reqwest::Client::new();
+    for (method, params, words) in &cases {
+        let response = server.post(&http, None, method, params.clone()).await;
+        expected(&response.json().await.unwrap(), method, words);
+    }
+
+    let mut stdio = StdioServer::start(&upstream, &[]).await;
+    let (mut stdout, mut stdin) = stdio.raw();
+    for (id, (method, params, _)) in cases.iter().enumerate() {
+        let mut params = params.clone();
+        params["_meta"] = stateless_meta();
+        let line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+    let mut replies = Vec::new();
+    for _ in 0..cases.len() {
+        let mut line = String::new();
+        stdout.read_line(&mut line).await.unwrap();
+        replies.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    replies.sort_by_key(|r| r["id"].as_u64());
+    for (reply, (method, _, words)) in replies.iter().zip(&cases) {
+        expected(reply, method, words);
+    }
+    // The server goes on serving.
+    let client = server.connect(Generation::Stateless).await;
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    client.cancel().await.unwrap();
+}
