@@ -18,13 +18,13 @@ use rmcp::{
     },
     model::{
         CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams, CancelTaskRequest,
-        ClientCapabilities, CreateTaskResult, CustomRequest, CustomResult, DiscoverRequest, DiscoverResult, ErrorCode,
-        GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskRequest, GetTaskResult,
-        Implementation, InitializeRequest, InitializeRequestParams, InitializeResult, ListPromptsRequest,
-        ListPromptsResult, ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
-        ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-        ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerCapabilities,
-        ServerConfig, Tool, UpdateTaskParams, UpdateTaskRequest,
+        ClientCapabilities, CreateTaskResult, CustomRequest, CustomResult, DiscoverResult, ErrorCode, GetPromptRequest,
+        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskRequest, GetTaskResult, Implementation,
+        InitializeRequest, InitializeRequestParams, InitializeResult, ListPromptsRequest, ListPromptsResult,
+        ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest, ListResourcesResult,
+        ListToolsRequest, ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequest,
+        ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerCapabilities, ServerConfig, Tool,
+        UpdateTaskParams, UpdateTaskRequest,
     },
     service::RequestContext,
 };
@@ -390,7 +390,8 @@ pub fn missing_method(method: &str) -> ErrorData {
 
 /// The Invalid params (-32602) for a request of a method this server offers whose params do not
 /// fit that method (a `tools/call` without a `name`, say), saying what is wrong; `None` for any
-/// other method. rmcp reads such a request as one of an unknown method, which would tell the
+/// other method. (`initialize` and `server/discover` each belong to one protocol generation
+/// and are left to rmcp, which answers the other generation's with Method not found.) rmcp reads such a request as one of an unknown method, which would tell the
 /// client the method is not offered.
 fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool) -> Option<ErrorData> {
     /// What reading the request as a `T` finds wrong.
@@ -406,8 +407,6 @@ fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool
         }
     }
     let fault = match method {
-        "initialize" => fault::<InitializeRequest>(method, params),
-        "server/discover" => fault::<DiscoverRequest>(method, params),
         "tools/list" => fault::<ListToolsRequest>(method, params),
         "tools/call" => fault::<CallToolRequest>(method, params),
         "prompts/list" => fault::<ListPromptsRequest>(method, params),
