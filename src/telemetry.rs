@@ -223,7 +223,7 @@ fn short(backtrace: &str) -> String {
         .and_then(|end| {
             lines[end + 1..]
                 .iter()
-                .position(|line| is_frame(line))
+                .position(is_frame)
                 .map(|i| end + 1 + i)
         })
         .unwrap_or(0);
