@@ -220,12 +220,7 @@ fn short(backtrace: &str) -> String {
     let start = lines
         .iter()
         .position(|line| line.contains("__rust_end_short_backtrace"))
-        .and_then(|end| {
-            lines[end + 1..]
-                .iter()
-                .position(is_frame)
-                .map(|i| end + 1 + i)
-        })
+        .and_then(|end| lines[end + 1..].iter().position(is_frame).map(|i| end + 1 + i))
         .unwrap_or(0);
     let end = lines[start..]
         .iter()
