@@ -379,6 +379,10 @@ pub fn missing_method(method: &str) -> ErrorData {
         "ping" => "ping is not part of protocol revision 2026-07-28, which has no keep-alive request; \
                    ping exists in 2025-11-25 and 2025-06-18"
             .to_owned(),
+        "initialize" => "initialize is not accepted here: protocol revision 2026-07-28 has no handshake \
+                         (each request carries its version in _meta), and a session is initialized once, \
+                         by its first request"
+            .to_owned(),
         _ => format!(
             "{} is not offered by this server: its capabilities do not advertise it",
             crate::telemetry::clip(method)
@@ -387,12 +391,27 @@ pub fn missing_method(method: &str) -> ErrorData {
     ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None)
 }
 
-/// The Invalid params (-32602) for a request of a method this server offers whose params do not
-/// fit that method (a `tools/call` without a `name`, say), saying what is wrong; `None` for any
-/// other method. (`initialize` and `server/discover` each belong to one protocol generation
-/// and are left to rmcp, which answers the other generation's with Method not found.) rmcp reads such a request as one of an unknown method, which would tell the
-/// client the method is not offered.
-fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool) -> Option<ErrorData> {
+/// The methods this server offers whose params rmcp reads, the task ones only when some tool
+/// runs as a task. (`initialize` and `server/discover` each belong to one protocol generation
+/// and stay with rmcp, which answers the other generation's with Method not found.)
+const OFFERED: [&str; 10] = [
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+];
+
+/// rmcp reads a request whose params do not fit the method it names (a `tools/call` without a
+/// `name`, say) as one of an unknown method, which would tell the client the method is not
+/// offered. For a method in [`OFFERED`]: the method, and the Invalid params (-32602) saying
+/// what is wrong.
+fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool) -> Option<(&'static str, ErrorData)> {
     /// What reading the request as a `T` finds wrong.
     fn fault<T: serde::de::DeserializeOwned>(method: &str, params: Option<serde_json::Value>) -> String {
         let mut request = serde_json::Map::new();
@@ -405,6 +424,9 @@ fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool
             Ok(_) => "they do not fit the method".into(),
         }
     }
+    let method = OFFERED
+        .into_iter()
+        .find(|offered| *offered == method && (tasks || !offered.starts_with("tasks/")))?;
     let fault = match method {
         "tools/list" => fault::<ListToolsRequest>(method, params),
         "tools/call" => fault::<CallToolRequest>(method, params),
@@ -413,15 +435,12 @@ fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool
         "resources/list" => fault::<ListResourcesRequest>(method, params),
         "resources/templates/list" => fault::<ListResourceTemplatesRequest>(method, params),
         "resources/read" => fault::<ReadResourceRequest>(method, params),
-        "tasks/get" if tasks => fault::<GetTaskRequest>(method, params),
-        "tasks/update" if tasks => fault::<UpdateTaskRequest>(method, params),
-        "tasks/cancel" if tasks => fault::<CancelTaskRequest>(method, params),
-        _ => return None,
+        "tasks/get" => fault::<GetTaskRequest>(method, params),
+        "tasks/update" => fault::<UpdateTaskRequest>(method, params),
+        _ => fault::<CancelTaskRequest>(method, params),
     };
-    Some(ErrorData::invalid_params(
-        format!("invalid params for {method}: {fault}"),
-        None,
-    ))
+    let error = ErrorData::invalid_params(format!("invalid params for {method}: {fault}"), None);
+    Some((method, error))
 }
 
 /// Replaces rmcp's bare "method not found" message (the method's name alone) with one that
@@ -537,11 +556,18 @@ impl ServerHandler for McpServer {
     async fn on_custom_request(
         &self,
         request: CustomRequest,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
         let tasks = self.guard.task_tools().next().is_some();
-        Err(malformed_params(&request.method, request.params, tasks)
-            .unwrap_or_else(|| ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None)))
+        match malformed_params(&request.method, request.params, tasks) {
+            // Logged and counted like any request of the method; an unknown method's name,
+            // chosen by the client, is not made a label.
+            Some((method, error)) => {
+                self.observe(method, None, self.seen(&context), ok, async { Err(error) })
+                    .await
+            }
+            None => Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None)),
+        }
     }
 
     async fn call_tool(

@@ -176,22 +176,22 @@ fn start_flusher() {
 }
 
 /// Logs a panic as one line in the configured format (a log shipper reading JSON lines would
-/// choke on the standard library's plain-text report), with the backtrace when
-/// `RUST_BACKTRACE` asks for one. False, so the standard report is written instead, before the
-/// logger is installed or when logging itself panicked.
+/// choke on the standard library's plain-text report), with the backtrace as `RUST_BACKTRACE`
+/// asks (`1`: the frames that matter, `full`: all). False, so the standard report is written
+/// instead, before the logger is installed or when its filter leaves errors out. (Keep this
+/// small: a panic inside a panic hook aborts the process.)
 fn log_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
-    thread_local! {
-        static LOGGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if !tracing::dispatcher::has_been_set() || LOGGING.with(|logging| logging.replace(true)) {
+    if !tracing::dispatcher::has_been_set() || !tracing::enabled!(Level::ERROR) {
         return false;
     }
     let message = info.payload_as_str().unwrap_or("(a panic without a message)");
     let location = info.location().map(ToString::to_string).unwrap_or_default();
     let thread = std::thread::current();
-    let backtrace = std::backtrace::Backtrace::capture();
-    let backtrace =
-        (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then(|| short(&backtrace.to_string()));
+    let backtrace = match std::env::var("RUST_BACKTRACE").as_deref() {
+        Ok("full") => Some(std::backtrace::Backtrace::force_capture().to_string()),
+        Ok("0") | Err(_) => None,
+        Ok(_) => Some(short(&std::backtrace::Backtrace::force_capture().to_string())),
+    };
     tracing::error!(
         event = "panic",
         thread = thread.name().unwrap_or("unnamed"),
@@ -204,7 +204,6 @@ fn log_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
         "a thread panicked: {}",
         clip(message)
     );
-    LOGGING.with(|logging| logging.set(false));
     true
 }
 

@@ -466,6 +466,7 @@ async fn a_tool_that_panics_answers_with_an_internal_error_and_the_server_goes_o
         // The panic itself is one log line like the others, not the standard library's text.
         let panic = logs.wait_for("panic").await;
         assert_eq!(panic["level"], "ERROR", "{transport}: {panic}");
+        assert!(panic["thread"].is_string(), "{transport}: {panic}");
         assert!(
             panic["message"]
                 .as_str()

@@ -370,6 +370,8 @@ async fn params_that_do_not_fit_their_method_get_32602_saying_what_is_wrong_on_b
         ("tools/call", json!({ "name": 7 }), "invalid type: integer `7`"),
         ("resources/read", json!({ "uri": ["a"] }), "invalid type: sequence"),
         ("prompts/get", json!({}), "missing field `name`"),
+        // The test servers have a tool that runs as a task, so they offer the task methods.
+        ("tasks/get", json!({}), "missing field `taskId`"),
     ];
     let expected = |reply: &Value, method: &str, words: &str| {
         assert_eq!(reply["error"]["code"], -32602, "{method}: {reply}");
@@ -384,8 +386,20 @@ async fn params_that_do_not_fit_their_method_get_32602_saying_what_is_wrong_on_b
     let http = reqwest::Client::new();
     for (method, params, words) in &cases {
         let response = server.post(&http, None, method, params.clone()).await;
+        assert_eq!(response.status(), 200, "{method}");
         expected(&response.json().await.unwrap(), method, words);
     }
+    // Logged like any answered request of the method.
+    let line = server
+        .server
+        .logs
+        .wait_for_match(|l| l["event"] == "request" && l["method"] == "tools/call")
+        .await;
+    assert_eq!(
+        (&line["outcome"], &line["error_code"]),
+        (&json!("error"), &json!(-32602)),
+        "{line}"
+    );
 
     let mut stdio = StdioServer::start(&upstream, &[]).await;
     let (mut stdout, mut stdin) = stdio.raw();
