@@ -131,6 +131,15 @@ async fn refuses_what_its_schema_rules_out() {
             json!({ "city": "Berlin1" }),
             &["`city` must match the pattern ^[^0-9", "(pattern)"],
         ),
+        // Control characters are no part of a place's name.
+        (
+            json!({ "city": "Ber\u{0}lin" }),
+            &["`city` must match the pattern", "(pattern)"],
+        ),
+        (
+            json!({ "city": "Berlin\n" }),
+            &["`city` must match the pattern", "(pattern)"],
+        ),
         (
             json!({ "city": "Berlin", "days": 0 }),
             &["`days` must be at least 1 (minimum)"],

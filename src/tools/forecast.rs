@@ -22,8 +22,8 @@ pub fn policy() -> ToolPolicy {
         .timeout(Duration::from_secs(20))
 }
 
-/// Letters, spaces and the punctuation place names use; no digits or markup.
-pub(crate) const PLACE_NAME_PATTERN: &str = r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"]+$"#;
+/// Letters, spaces and the punctuation place names use; no digits, markup or control characters.
+pub(crate) const PLACE_NAME_PATTERN: &str = r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"\x00-\x1f\x7f]+$"#;
 static PLACE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(PLACE_NAME_PATTERN).expect("a valid pattern"));
 
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
