@@ -49,6 +49,9 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, ErrorData> {
     ))
 }
 
+/// Resource not found, naming the URI (clipped: the answer does not grow with what a client
+/// sends).
 pub fn not_found(uri: &str, hint: &str) -> ErrorData {
+    let uri = crate::telemetry::clip(uri);
     ErrorData::resource_not_found(format!("{uri}: {hint}"), Some(serde_json::json!({ "uri": uri })))
 }

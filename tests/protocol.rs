@@ -85,6 +85,17 @@ async fn exercise(client: &Client, generation: Generation) {
         "{context}: {}",
         missing.message
     );
+    // The answer names a long URI clipped: it does not grow with what the client sends.
+    let long = format!("nothing://{}", "x".repeat(20_000));
+    let Err(ServiceError::McpError(missing)) = client.read_resource(ReadResourceRequestParams::new(&long)).await else {
+        panic!("{context}: expected a JSON-RPC error")
+    };
+    assert!(
+        missing.message.len() < 1_000,
+        "{context}: {} bytes",
+        missing.message.len()
+    );
+    assert!(missing.data.unwrap().to_string().len() < 1_000, "{context}");
     client.list_all_prompts().await.expect("prompts/list");
     // weather-example:begin
 
