@@ -591,7 +591,7 @@ impl ServerHandler for McpServer {
         let called = self.observe("tools/call", Some(tool), seen, classify, async move {
             if !known {
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool '{tool}'; tools/list shows the available tools"),
+                    format!("unknown tool '{}'; tools/list shows the available tools", clip(tool)),
                     None,
                 ));
             }
@@ -728,6 +728,17 @@ impl ServerHandler for McpServer {
             context
         };
         self.observe("prompts/get", Some(&name), self.seen(&context), ok, async {
+            if !self.prompts.has_route(&request.name) {
+                // rmcp's own answer would repeat the name whole, however long.
+                let available: Vec<_> = self.prompts.list_all().into_iter().map(|p| p.name).collect();
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "prompt '{}' not found; prompts/list shows the available prompts",
+                        clip(&request.name)
+                    ),
+                    Some(serde_json::json!({ "available_prompts": available })),
+                ));
+            }
             let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
             self.prompts.get_prompt(prompt).await
         })

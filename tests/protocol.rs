@@ -435,3 +435,61 @@ async fn params_that_do_not_fit_their_method_get_32602_saying_what_is_wrong_on_b
     assert!(!client.list_all_tools().await.unwrap().is_empty());
     client.cancel().await.unwrap();
 }
+
+/// An answer that names what the client sent (an unknown tool, prompt or resource, fields the
+/// schema refuses) names it clipped, and lists at most a few of many faults: the answer does
+/// not grow with the request.
+#[tokio::test]
+async fn answers_naming_what_the_client_sent_stay_small_on_both_transports() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let upstream = FakeUpstream::start().await;
+    let long = "y".repeat(20_000);
+    let client = HttpServer::start(&upstream, &[]).await;
+    let tools = client
+        .connect(Generation::Stateless)
+        .await
+        .list_all_tools()
+        .await
+        .unwrap();
+    // A tool whose schema refuses fields it does not name (the fixtures' are such).
+    let tool = tools
+        .iter()
+        .find(|t| t.input_schema.get("additionalProperties") == Some(&json!(false)))
+        .expect("a tool that refuses unknown fields")
+        .name
+        .to_string();
+    let many_fields: serde_json::Map<String, Value> = (0..5_000).map(|i| (format!("field{i:05}"), json!(1))).collect();
+    let cases = [
+        ("tools/call", json!({ "name": long })),
+        ("tools/call", json!({ "name": tool, "arguments": { long.clone(): 1 } })),
+        ("tools/call", json!({ "name": tool, "arguments": many_fields })),
+        ("prompts/get", json!({ "name": long })),
+        ("resources/read", json!({ "uri": format!("nothing://{long}") })),
+    ];
+    let small = |reply: &str, what: &str| assert!(reply.len() < 4_000, "{what}: {} bytes", reply.len());
+
+    let http = reqwest::Client::new();
+    for (method, params) in &cases {
+        let reply = client
+            .post(&http, None, method, params.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        small(&reply, method);
+    }
+
+    let mut stdio = StdioServer::start(&upstream, &[]).await;
+    let (mut stdout, mut stdin) = stdio.raw();
+    for (id, (method, params)) in cases.iter().enumerate() {
+        let mut params = params.clone();
+        params["_meta"] = stateless_meta();
+        let line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+    for _ in 0..cases.len() {
+        let mut line = String::new();
+        stdout.read_line(&mut line).await.unwrap();
+        small(&line, "stdio");
+    }
+}

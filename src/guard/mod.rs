@@ -16,7 +16,7 @@ use serde_json::json;
 pub use policy::{Rate, TaskSupport, ToolPolicy};
 pub use rate_limit::{EdgeLimits, RateLimits, Refused};
 
-use crate::auth::Principal;
+use crate::{auth::Principal, telemetry::clip};
 
 /// What the guard decided about a call; logged with every `tools/call`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,10 @@ impl Guard {
         arguments: &mut Option<JsonObject>,
     ) -> Result<&ToolPolicy, Refusal> {
         let Some(policy) = self.policies.get(tool) else {
-            return Err(refuse(Decision::Denied, refusal(format!("unknown tool '{tool}'"))));
+            return Err(refuse(
+                Decision::Denied,
+                refusal(format!("unknown tool '{}'", clip(tool))),
+            ));
         };
         if let Some(scope) = policy.scope.filter(|s| !principal.has_scope(s)) {
             let message = format!(

@@ -32,10 +32,14 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.path.as_str() {
             "" => write!(f, "the argument object {}", self.rule),
-            path => write!(f, "`{path}` {}", self.rule),
+            path => write!(f, "`{}` {}", crate::telemetry::clip(path), self.rule),
         }
     }
 }
+
+/// The most violations an answer names; past them it says how many more there are, so the
+/// answer does not grow with what a client sends.
+const MAX_LISTED: usize = 10;
 
 /// How a tool's arguments are checked: its schema (once the catalog attaches it), and its type.
 #[derive(Clone)]
@@ -107,6 +111,11 @@ impl ArgumentCheck {
         let mut messages: Vec<_> = found.iter().map(Violation::to_string).collect();
         messages.sort();
         messages.dedup();
+        if messages.len() > MAX_LISTED {
+            let more = messages.len() - MAX_LISTED;
+            messages.truncate(MAX_LISTED);
+            messages.push(format!("and {more} more"));
+        }
         Err(messages)
     }
 }
