@@ -153,6 +153,23 @@ async fn exercise(client: &Client, generation: Generation) {
         body.contains("a bike ride in Lisbon") && body.contains("get_forecast"),
         "{context}: {body}"
     );
+    // Its arguments are checked by the rules the forecast tool's are.
+    let refused = client
+        .get_prompt(
+            GetPromptRequestParams::new("plan_outdoor_activity")
+                .with_arguments(args(json!({ "city": "x".repeat(20_000), "activity": "<b>" }))),
+        )
+        .await
+        .expect_err("a city name of 20,000 characters");
+    let ServiceError::McpError(refused) = refused else {
+        panic!("{context}: expected a JSON-RPC error")
+    };
+    assert_eq!(refused.code, ErrorCode::INVALID_PARAMS, "{context}");
+    assert!(
+        refused.message.contains("`city` must have 1 to 100 characters"),
+        "{context}: {}",
+        refused.message
+    );
     // weather-example:end
 }
 

@@ -15,6 +15,7 @@ use serde_json::json;
 
 pub use policy::{Rate, TaskSupport, ToolPolicy};
 pub use rate_limit::{EdgeLimits, RateLimits, Refused};
+pub use validate::check_rules;
 
 use crate::{auth::Principal, telemetry::clip};
 

@@ -108,16 +108,33 @@ impl ArgumentCheck {
         if found.is_empty() {
             return Ok(());
         }
-        let mut messages: Vec<_> = found.iter().map(Violation::to_string).collect();
-        messages.sort();
-        messages.dedup();
-        if messages.len() > MAX_LISTED {
-            let more = messages.len() - MAX_LISTED;
-            messages.truncate(MAX_LISTED);
-            messages.push(format!("and {more} more"));
-        }
-        Err(messages)
+        Err(listed(&found))
     }
+}
+
+/// The violations as sentences, sorted, each once, at most [`MAX_LISTED`] of them.
+fn listed(found: &[Violation]) -> Vec<String> {
+    let mut messages: Vec<_> = found.iter().map(Violation::to_string).collect();
+    messages.sort();
+    messages.dedup();
+    if messages.len() > MAX_LISTED {
+        let more = messages.len() - MAX_LISTED;
+        messages.truncate(MAX_LISTED);
+        messages.push(format!("and {more} more"));
+    }
+    messages
+}
+
+/// Checks `value`'s `validator` rules where no guard does (a prompt's arguments): Invalid
+/// params (-32602) naming each broken rule, in the words a tool's refusal uses.
+pub fn check_rules<A: Validate>(what: &str, value: &A) -> Result<(), rmcp::ErrorData> {
+    let Err(errors) = value.validate() else {
+        return Ok(());
+    };
+    let mut found = Vec::new();
+    describe(&errors, "", &mut found);
+    let message = format!("invalid arguments for {what}: {}", listed(&found).join("; "));
+    Err(rmcp::ErrorData::invalid_params(message, None))
 }
 
 /// Parses `arguments` as `A`, naming the path of a shape error, then runs `A`'s rules.

@@ -24,7 +24,8 @@ pub fn policy() -> ToolPolicy {
 
 /// Letters, spaces and the punctuation place names use; no digits, markup or control characters.
 pub(crate) const PLACE_NAME_PATTERN: &str = r#"^[^0-9<>{}\[\]\\/|@#$%^*=+~"\x00-\x1f\x7f]+$"#;
-static PLACE_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(PLACE_NAME_PATTERN).expect("a valid pattern"));
+pub(crate) static PLACE_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(PLACE_NAME_PATTERN).expect("a valid pattern"));
 
 #[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]

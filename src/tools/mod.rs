@@ -5,6 +5,8 @@
 // weather-example:begin
 mod forecast;
 mod forecasts;
+/// What a place name may hold, for the weather prompt's arguments too.
+pub(crate) use forecast::PLACE_NAME;
 // weather-example:end
 mod formats;
 mod status;

@@ -1,22 +1,29 @@
 //! `plan_outdoor_activity`: a prompt that has the model plan around the forecast.
 
 use rmcp::{
+    ErrorData,
     handler::server::wrapper::Parameters,
     model::{PromptMessage, Role},
     prompt, prompt_router,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
+use validator::Validate;
 
-use crate::server::McpServer;
+use crate::{guard::check_rules, server::McpServer, tools::PLACE_NAME};
 
-#[derive(Debug, Deserialize, JsonSchema)]
+/// A prompt's arguments are checked by its handler (no guard stands in front of prompts), by
+/// the same rules as the tool it has the model call.
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 pub struct PlanOutdoorActivity {
     /// Where the activity takes place, e.g. "Lisbon".
+    #[validate(length(min = 1, max = 100), regex(path = *PLACE_NAME))]
     pub city: String,
     /// What the user wants to do, e.g. "a long bike ride".
+    #[validate(length(min = 1, max = 200))]
     pub activity: String,
     /// When, in the user's words, e.g. "this weekend" (default: the next few days).
+    #[validate(length(max = 100))]
     pub when: Option<String>,
 }
 
@@ -24,9 +31,13 @@ pub struct PlanOutdoorActivity {
 impl McpServer {
     /// Plan an outdoor activity around the weather: fetches the forecast and picks the best day.
     #[prompt(name = "plan_outdoor_activity")]
-    pub async fn plan_outdoor_activity(&self, Parameters(args): Parameters<PlanOutdoorActivity>) -> Vec<PromptMessage> {
+    pub async fn plan_outdoor_activity(
+        &self,
+        Parameters(args): Parameters<PlanOutdoorActivity>,
+    ) -> Result<Vec<PromptMessage>, ErrorData> {
+        check_rules("prompt 'plan_outdoor_activity'", &args)?;
         let when = args.when.as_deref().unwrap_or("in the next few days");
-        vec![PromptMessage::new_text(
+        Ok(vec![PromptMessage::new_text(
             Role::User,
             format!(
                 "I want to do {activity} in {city} {when}. Call get_forecast for {city} with enough \
@@ -35,6 +46,6 @@ impl McpServer {
                 activity = args.activity.trim(),
                 city = args.city.trim(),
             ),
-        )]
+        )])
     }
 }
