@@ -12,7 +12,7 @@
 //! is restored here on its next request.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -71,13 +71,7 @@ pub struct Sessions {
     limits: SessionLimits,
     table: std::sync::Mutex<Table>,
     shared: Option<Arc<RedisSessions>>,
-    /// Woken whenever a session leaves `Table::restoring`.
-    restore_ended: tokio::sync::Notify,
 }
-
-/// The longest a request waits for its session's restore (begun by another request) to end.
-/// Past it the request goes on as if the session were not held here.
-const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Table {
@@ -92,12 +86,10 @@ struct Table {
     /// Sessions in all, reservations included.
     total: usize,
     /// Sessions being restored: rmcp holds them from `restore_session` on, but their worker
-    /// takes nothing before the replayed `initialize` and `initialized`. A concurrent request of
-    /// the same session waits in `has_session` until they are queued, rather than reaching the
-    /// worker early (which ends the session with a 500), or being told the session is not held
-    /// and starting a second restore just as the first ends (which rmcp answers with a 500).
-    /// When each began: one that has not ended within [`RESTORE_WAIT`] is not waited for again.
-    restoring: HashMap<SessionId, Instant>,
+    /// takes nothing before the replayed `initialize` and `initialized`. Until then they are
+    /// not reported as held, so a concurrent request of the same session waits for rmcp's
+    /// restore to end instead of reaching the worker early (which ends the session with a 500).
+    restoring: HashSet<SessionId>,
 }
 
 impl Table {
@@ -140,7 +132,6 @@ impl Sessions {
             local,
             limits,
             table: Default::default(),
-            restore_ended: tokio::sync::Notify::new(),
             shared,
         }
     }
@@ -296,37 +287,8 @@ struct Unmark<'a> {
 impl Drop for Unmark<'_> {
     fn drop(&mut self) {
         if let Some(id) = &self.id {
-            self.sessions.restore_ended(id);
+            self.sessions.table.lock().expect("session table").restoring.remove(id);
         }
-    }
-}
-
-impl Sessions {
-    /// Takes a session off the `restoring` set, waking the requests waiting for it.
-    fn restore_ended(&self, id: &SessionId) {
-        if self.table.lock().expect("session table").restoring.remove(id).is_some() {
-            self.restore_ended.notify_waiters();
-        }
-    }
-
-    /// Waits while a restore of `id` is under way, until [`RESTORE_WAIT`] after it began (a
-    /// restore whose request went away mid-replay never ends): whether it ended.
-    async fn restore_done(&self, id: &SessionId) -> bool {
-        let wait = async {
-            loop {
-                // Registered before the check, so an end between the two is not missed.
-                let ended = self.restore_ended.notified();
-                tokio::pin!(ended);
-                ended.as_mut().enable();
-                let began = self.table.lock().expect("session table").restoring.get(id).copied();
-                let Some(began) = began else { return true };
-                let left = RESTORE_WAIT.saturating_sub(began.elapsed());
-                if left.is_zero() || tokio::time::timeout(left, ended).await.is_err() {
-                    return false;
-                }
-            }
-        };
-        wait.await
     }
 }
 
@@ -348,15 +310,14 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        let restoring = self.table.lock().expect("session table").restoring.contains_key(id);
-        if restoring && !self.restore_done(id).await {
+        if self.table.lock().expect("session table").restoring.contains(id) {
             return Ok(false);
         }
         self.local.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.restore_ended(id);
+        self.table.lock().expect("session table").restoring.remove(id);
         self.forget(id);
         self.local.close_session(id).await
     }
@@ -377,7 +338,7 @@ impl SessionManager for Sessions {
         let accepted = self.local.accept_message(id, message).await;
         // Queued after the replayed handshake, a request now reaches the worker in its turn.
         if restored {
-            self.restore_ended(id);
+            self.table.lock().expect("session table").restoring.remove(id);
         }
         accepted
     }
@@ -399,27 +360,14 @@ impl SessionManager for Sessions {
 
     /// A session opened on another replica (or before a restart), restored from Redis.
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        // Marked unless another restore of it already is (that one's mark is its own to take
-        // off); unmarked unless restored, also when the request restoring it goes away meanwhile.
-        let marked = match self.table.lock().expect("session table").restoring.entry(id.clone()) {
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(Instant::now());
-                true
-            }
-            std::collections::hash_map::Entry::Occupied(_) => false,
-        };
+        self.table.lock().expect("session table").restoring.insert(id.clone());
+        // Unmarked unless restored, also when the request restoring it goes away meanwhile.
         let mut unmark = Unmark {
             sessions: self,
-            id: marked.then(|| id.clone()),
+            id: Some(id.clone()),
         };
-        let outcome = self.local.restore_session(id.clone()).await;
+        let outcome = self.local.restore_session(id).await;
         if matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
-            // This restore's mark from now on, however old the one it found.
-            self.table
-                .lock()
-                .expect("session table")
-                .restoring
-                .insert(id, Instant::now());
             unmark.id = None;
         }
         outcome
@@ -443,34 +391,6 @@ mod tests {
             },
             None,
         ))
-    }
-
-    #[tokio::test]
-    async fn a_request_for_a_session_under_restore_waits_for_the_restore_to_end() {
-        let s = sessions(3, 2);
-        let id: SessionId = "restoring".into();
-        s.table.lock().unwrap().restoring.insert(id.clone(), Instant::now());
-        let asking = tokio::spawn({
-            let (s, id) = (s.clone(), id.clone());
-            async move { s.has_session(&id).await }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!asking.is_finished(), "waits while the restore is under way");
-        s.restore_ended(&id);
-        let held = tokio::time::timeout(Duration::from_secs(1), asking).await;
-        assert!(matches!(held, Ok(Ok(Ok(false)))), "answered once it ended: {held:?}");
-    }
-
-    #[tokio::test]
-    async fn a_restore_that_never_ended_is_not_waited_for_again() {
-        let s = sessions(3, 2);
-        let id: SessionId = "stuck".into();
-        let Some(long_ago) = Instant::now().checked_sub(RESTORE_WAIT) else {
-            return; // a clock younger than the wait: nothing to test
-        };
-        s.table.lock().unwrap().restoring.insert(id.clone(), long_ago);
-        let held = tokio::time::timeout(Duration::from_millis(100), s.has_session(&id)).await;
-        assert!(matches!(held, Ok(Ok(false))), "answered at once: {held:?}");
     }
 
     #[tokio::test]
