@@ -50,13 +50,10 @@ async fn exercise(client: &Client, generation: Generation) {
     }
 
     // An unknown tool is a protocol error that names the tool.
-    let error = client
-        .call_tool(CallToolRequestParams::new("no_such_tool"))
-        .await
-        .expect_err("unknown tool must fail");
-    let ServiceError::McpError(error) = error else {
-        panic!("{context}: expected a JSON-RPC error, got {error:?}")
-    };
+    let error = rpc_error(
+        client.call_tool(CallToolRequestParams::new("no_such_tool")).await,
+        &context,
+    );
     assert_eq!(error.code, ErrorCode::INVALID_PARAMS, "{context}");
     assert!(
         error.message.contains("unknown tool 'no_such_tool'"),
@@ -73,13 +70,12 @@ async fn exercise(client: &Client, generation: Generation) {
         .list_all_resource_templates()
         .await
         .expect("resources/templates/list");
-    let missing = client
-        .read_resource(ReadResourceRequestParams::new("nothing://here"))
-        .await
-        .expect_err("an unknown resource must fail");
-    let ServiceError::McpError(missing) = missing else {
-        panic!("{context}: expected a JSON-RPC error")
-    };
+    let missing = rpc_error(
+        client
+            .read_resource(ReadResourceRequestParams::new("nothing://here"))
+            .await,
+        &context,
+    );
     assert!(
         missing.message.contains("unknown resource"),
         "{context}: {}",
@@ -87,9 +83,10 @@ async fn exercise(client: &Client, generation: Generation) {
     );
     // The answer names a long URI clipped: it does not grow with what the client sends.
     let long = format!("nothing://{}", "x".repeat(20_000));
-    let Err(ServiceError::McpError(missing)) = client.read_resource(ReadResourceRequestParams::new(&long)).await else {
-        panic!("{context}: expected a JSON-RPC error")
-    };
+    let missing = rpc_error(
+        client.read_resource(ReadResourceRequestParams::new(&long)).await,
+        &context,
+    );
     assert!(
         missing.message.len() < 1_000,
         "{context}: {} bytes",
@@ -115,13 +112,12 @@ async fn exercise(client: &Client, generation: Generation) {
     assert_eq!(table[0], json!({ "code": 0, "description": "Clear sky" }), "{context}");
     let one: Value = serde_json::from_str(&read_text(client, "weather://codes/61").await).unwrap();
     assert_eq!(one, json!({ "code": 61, "description": "Slight rain" }), "{context}");
-    let missing = client
-        .read_resource(ReadResourceRequestParams::new("weather://codes/4"))
-        .await
-        .expect_err("unknown code must fail");
-    let ServiceError::McpError(missing) = missing else {
-        panic!("{context}: expected a JSON-RPC error")
-    };
+    let missing = rpc_error(
+        client
+            .read_resource(ReadResourceRequestParams::new("weather://codes/4"))
+            .await,
+        &context,
+    );
     assert!(missing.message.contains("no such weather code"), "{context}");
 
     // Prompts: listed with their arguments, and rendered with them.
@@ -154,16 +150,15 @@ async fn exercise(client: &Client, generation: Generation) {
         "{context}: {body}"
     );
     // Its arguments are checked by the rules the forecast tool's are.
-    let refused = client
-        .get_prompt(
-            GetPromptRequestParams::new("plan_outdoor_activity")
-                .with_arguments(args(json!({ "city": "x".repeat(20_000), "activity": "<b>" }))),
-        )
-        .await
-        .expect_err("a city name of 20,000 characters");
-    let ServiceError::McpError(refused) = refused else {
-        panic!("{context}: expected a JSON-RPC error")
-    };
+    let refused = rpc_error(
+        client
+            .get_prompt(
+                GetPromptRequestParams::new("plan_outdoor_activity")
+                    .with_arguments(args(json!({ "city": "x".repeat(20_000), "activity": "<b>" }))),
+            )
+            .await,
+        &context,
+    );
     assert_eq!(refused.code, ErrorCode::INVALID_PARAMS, "{context}");
     assert!(
         refused.message.contains("`city` must have 1 to 100 characters"),
@@ -175,6 +170,14 @@ async fn exercise(client: &Client, generation: Generation) {
 
 /// Whether every `type` in a JSON Schema names one type: some clients reject a list such as
 /// `["string", "null"]`, so an optional field is left out rather than sent as null.
+/// The JSON-RPC error a request was answered with.
+fn rpc_error<T: std::fmt::Debug>(answer: Result<T, ServiceError>, context: &str) -> rmcp::ErrorData {
+    match answer {
+        Err(ServiceError::McpError(error)) => error,
+        other => panic!("{context}: expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
 fn single_types(schema: &Value) -> bool {
     match schema {
         Value::Object(map) => map
