@@ -7,7 +7,8 @@
 //! 4. who is calling, from the headers alone (the body is not read yet): 401, or 429 past the
 //!    failed-authentication limit; then the per-caller request limit: 429
 //! 5. sessions: another caller's session looks like no session (404); `initialize` needs a
-//!    place under the session caps (429 / 503); GET event streams are capped (503)
+//!    place under the session caps (429 / 503); GET event streams are capped (503); with
+//!    Redis, the requests of a session not held here yet take turns to restore it
 //! 6. the body, within its size and time limits (413 / 408) and the budget of request bytes
 //!    held at once by all requests (503)
 //! 7. the scopes the request and the called tool need: 403 `insufficient_scope`
@@ -121,9 +122,11 @@ impl Edge {
         self.gate.check_rate(&principal, &self.refusals).await?;
 
         let session = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+        // Held until this request's answer is ready (or its session is restored here).
+        let mut _restore_turn = None;
         if let Some(id) = session {
             match self.sessions.owned_by(id, &principal.key).await {
-                Owned::Yes => {}
+                Owned::Yes => _restore_turn = self.sessions.restore_turn(id).await,
                 Owned::No => return Err(self.session_not_found(&parts.method, id)),
                 Owned::Unavailable => {
                     return Err(self.no_room(

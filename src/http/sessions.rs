@@ -71,7 +71,13 @@ pub struct Sessions {
     limits: SessionLimits,
     table: std::sync::Mutex<Table>,
     shared: Option<Arc<RedisSessions>>,
+    /// Woken whenever a request's turn to restore a session ends.
+    turn_ended: tokio::sync::Notify,
 }
+
+/// The longest a request waits for another request's restore of its session; past it, it goes
+/// on as if no restore were under way.
+const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Table {
@@ -90,6 +96,10 @@ struct Table {
     /// not reported as held, so a concurrent request of the same session waits for rmcp's
     /// restore to end instead of reaching the worker early (which ends the session with a 500).
     restoring: HashSet<SessionId>,
+    /// With Redis: the one request per session that may restore it here ([`Sessions::restore_turn`]),
+    /// by a number of its own.
+    turns: HashMap<SessionId, u64>,
+    last_turn: u64,
 }
 
 impl Table {
@@ -133,6 +143,7 @@ impl Sessions {
             limits,
             table: Default::default(),
             shared,
+            turn_ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -217,6 +228,68 @@ impl Sessions {
         }
     }
 
+    /// With Redis, before a request of session `id` goes to rmcp: while this process does not
+    /// hold the session, one request at a time goes on (and restores it); the others wait until
+    /// it is restored, or that request ended, then find it held or take the next turn.
+    ///
+    /// rmcp makes concurrent restores of one session wait for the first only from the moment
+    /// it begins. A request told "not held here" just before, that reaches rmcp after the first
+    /// restore has ended, starts a second restore of a session now held, answered with a 500.
+    pub async fn restore_turn(self: &Arc<Self>, id: &str) -> Option<RestoreTurn> {
+        self.shared.as_ref()?;
+        self.take_turn(id.into()).await
+    }
+
+    async fn take_turn(self: &Arc<Self>, id: SessionId) -> Option<RestoreTurn> {
+        let turn = async {
+            loop {
+                // Registered before the look, so a turn ending in between is not missed.
+                let ended = self.turn_ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if self.held(&id).await {
+                    return None;
+                }
+                let number = {
+                    let mut table = self.table.lock().expect("session table");
+                    (!table.turns.contains_key(&id)).then(|| {
+                        table.last_turn += 1;
+                        let number = table.last_turn;
+                        table.turns.insert(id.clone(), number);
+                        number
+                    })
+                };
+                let Some(number) = number else {
+                    ended.await;
+                    continue;
+                };
+                let turn = RestoreTurn {
+                    sessions: self.clone(),
+                    id: id.clone(),
+                    number,
+                };
+                // Restored by the turn that ended just before this one began: nothing to do.
+                return (!self.held(&id).await).then_some(turn);
+            }
+        };
+        tokio::time::timeout(RESTORE_WAIT, turn).await.unwrap_or(None)
+    }
+
+    /// Whether rmcp holds session `id` here, ready for requests.
+    async fn held(&self, id: &SessionId) -> bool {
+        !self.table.lock().expect("session table").restoring.contains(id)
+            && self.local.has_session(id).await.unwrap_or(false)
+    }
+
+    /// Ends the turn to restore `id` (of `number`, or whichever is current) and wakes the waiters.
+    fn end_turn(&self, id: &SessionId, number: Option<u64>) {
+        let mut table = self.table.lock().expect("session table");
+        if number.is_none_or(|n| table.turns.get(id) == Some(&n)) && table.turns.remove(id).is_some() {
+            drop(table);
+            self.turn_ended.notify_waiters();
+        }
+    }
+
     /// Counts a session opened elsewhere as held here too, as its owner's.
     fn take_in(&self, id: &str, owner: &str) {
         let mut table = self.table.lock().expect("session table");
@@ -275,6 +348,20 @@ impl Drop for Reservation {
         if let Some(owner) = self.owner.take() {
             self.sessions.table.lock().expect("session table").release(&owner);
         }
+    }
+}
+
+/// A request's turn to restore a session here; ends when the session is restored or the
+/// request ends, whichever comes first.
+pub struct RestoreTurn {
+    sessions: Arc<Sessions>,
+    id: SessionId,
+    number: u64,
+}
+
+impl Drop for RestoreTurn {
+    fn drop(&mut self) {
+        self.sessions.end_turn(&self.id, Some(self.number));
     }
 }
 
@@ -339,6 +426,7 @@ impl SessionManager for Sessions {
         // Queued after the replayed handshake, a request now reaches the worker in its turn.
         if restored {
             self.table.lock().expect("session table").restoring.remove(id);
+            self.end_turn(id, None);
         }
         accepted
     }
@@ -391,6 +479,53 @@ mod tests {
             },
             None,
         ))
+    }
+
+    #[tokio::test]
+    async fn requests_of_a_session_not_held_here_take_turns_until_it_is() {
+        let s = sessions(3, 2);
+        let id: SessionId = "elsewhere".into();
+        let first = s.take_turn(id.clone()).await.expect("the first request's turn");
+        let second = tokio::spawn({
+            let (s, id) = (s.clone(), id.clone());
+            async move { s.take_turn(id).await.is_some() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "waits while the first turn lasts");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(1), second).await;
+        assert!(
+            matches!(second, Ok(Ok(true))),
+            "the first ended without restoring: the next takes its turn: {second:?}"
+        );
+
+        let (held, _transport) = s.create_session().await.unwrap();
+        let turn = s.take_turn(held.clone()).await;
+        assert!(turn.is_none(), "no turn for a session held here");
+    }
+
+    #[tokio::test]
+    async fn a_restore_ending_wakes_the_requests_waiting_for_it() {
+        let s = sessions(3, 2);
+        let (id, _transport) = s.create_session().await.unwrap();
+        s.table.lock().unwrap().restoring.insert(id.clone());
+        let first = s.take_turn(id.clone()).await;
+        assert!(first.is_some(), "being restored is not held yet");
+        let second = tokio::spawn({
+            let (s, id) = (s.clone(), id.clone());
+            async move { s.take_turn(id).await.is_none() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "waits while the restore is under way");
+        // What `accept_message` does once the replayed handshake is queued.
+        s.table.lock().unwrap().restoring.remove(&id);
+        s.end_turn(&id, None);
+        let second = tokio::time::timeout(Duration::from_secs(1), second).await;
+        assert!(
+            matches!(second, Ok(Ok(true))),
+            "finds the session held, with no turn to take: {second:?}"
+        );
+        drop(first);
     }
 
     #[tokio::test]
