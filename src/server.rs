@@ -231,12 +231,13 @@ impl McpServer {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let started = Instant::now();
+        let request_id = seen.id.to_string();
         // The request's span, when traces are exported; its work runs in the span's context.
         #[cfg(feature = "otel")]
         let (span, work) = match crate::otel::request_span(crate::otel::Request {
             method,
             target: name,
-            id: seen.id.to_string(),
+            id: &request_id,
             protocol: seen.protocol.as_ref().map(|v| v.as_str()),
             transport: seen.transport,
             session: seen.session.as_deref(),
@@ -266,7 +267,6 @@ impl McpServer {
         let duration_ms = (elapsed * 1e6).round() / 1e3; // µs precision
         // What a client chose (names, ids, a token's subject) is logged clipped.
         let (subject, name) = (clip(&seen.subject), name.map(clip));
-        let request_id = seen.id.to_string();
         let request_id = clip(&request_id);
         let protocol = seen.protocol.as_ref().map(|v| v.as_str());
         let transport = seen.transport;

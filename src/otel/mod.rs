@@ -208,7 +208,7 @@ pub struct Request<'a> {
     pub method: &'static str,
     /// The tool, prompt or resource URI the request names.
     pub target: Option<&'a str>,
-    pub id: String,
+    pub id: &'a str,
     pub protocol: Option<&'a str>,
     /// `http` or `stdio`.
     pub transport: &'a str,
@@ -246,7 +246,7 @@ pub fn request_span(request: Request<'_>) -> Option<Context> {
         }
         _ => {}
     }
-    attributes.push(KeyValue::new("jsonrpc.request.id", request.id));
+    attributes.push(KeyValue::new("jsonrpc.request.id", request.id.to_owned()));
     if let Some(protocol) = request.protocol {
         attributes.push(KeyValue::new("mcp.protocol.version", protocol_value(protocol)));
     }
