@@ -6,7 +6,7 @@
 mod forecast;
 mod forecasts;
 /// What a place name may hold, for the weather prompt's arguments too.
-pub(crate) use forecast::PLACE_NAME;
+pub(crate) use forecast::{PLACE_NAME, PLACE_NAME_PATTERN};
 // weather-example:end
 mod formats;
 mod status;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::{guard::check_rules, server::McpServer, tools::PLACE_NAME};
+use crate::{guard::check_rules, server::McpServer, tools::{PLACE_NAME, PLACE_NAME_PATTERN}};
 
 /// A prompt's arguments are checked by its handler (no guard stands in front of prompts), by
 /// the same rules as the tool it has the model call.
@@ -18,6 +18,8 @@ use crate::{guard::check_rules, server::McpServer, tools::PLACE_NAME};
 pub struct PlanOutdoorActivity {
     /// Where the activity takes place, e.g. "Lisbon".
     #[validate(length(min = 1, max = 100), regex(path = *PLACE_NAME))]
+    // The schema takes the pattern's text: building the prompt list at start compiles no regex.
+    #[schemars(length(min = 1, max = 100), regex(pattern = PLACE_NAME_PATTERN))]
     pub city: String,
     /// What the user wants to do, e.g. "a long bike ride".
     #[validate(length(min = 1, max = 200))]
