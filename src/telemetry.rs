@@ -38,7 +38,7 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
             _ => EnvFilter::new(DEFAULT_FILTER),
         },
     };
-    start_flusher();
+    install_panic_hook();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(BoundedStderr {
@@ -134,6 +134,7 @@ static BATCH: Mutex<Batch> = Mutex::new(Batch {
 });
 static HELD: Condvar = Condvar::new();
 static FLUSHER: Once = Once::new();
+static PANIC_HOOK: Once = Once::new();
 
 /// Writes every held line to stderr now.
 pub fn flush() {
@@ -149,6 +150,8 @@ fn write_held(batch: &mut Batch) {
 }
 
 /// The thread that writes held lines when their window ends; it sleeps while none are held.
+/// Started when a line is first held (a server that is never busy never starts it, and a start
+/// does not wait for it).
 fn start_flusher() {
     FLUSHER.call_once(|| {
         let _ = std::thread::Builder::new().name("log-flusher".into()).spawn(|| {
@@ -165,6 +168,12 @@ fn start_flusher() {
                 flush();
             }
         });
+    });
+}
+
+/// Held lines are written before a panic's report, which is itself a log line.
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             flush();
@@ -283,6 +292,7 @@ impl Write for Line {
         } else if batch.held.len() >= MAX_HELD_BYTES {
             write_held(&mut batch);
         } else if was_empty {
+            start_flusher();
             HELD.notify_one();
         }
         Ok(line.len())
