@@ -10,7 +10,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::{guard::check_rules, server::McpServer, tools::{PLACE_NAME, PLACE_NAME_PATTERN}};
+use crate::{
+    guard::check_rules,
+    server::McpServer,
+    tools::{PLACE_NAME, PLACE_NAME_PATTERN},
+};
 
 /// A prompt's arguments are checked by its handler (no guard stands in front of prompts), by
 /// the same rules as the tool it has the model call.
