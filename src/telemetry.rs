@@ -9,7 +9,7 @@
 use std::{
     borrow::Cow,
     io::Write,
-    sync::{Condvar, Mutex, Once, PoisonError},
+    sync::{Condvar, Mutex, Once, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -133,7 +133,7 @@ static BATCH: Mutex<Batch> = Mutex::new(Batch {
     written_in_window: 0,
 });
 static HELD: Condvar = Condvar::new();
-static FLUSHER: Once = Once::new();
+static FLUSHER: OnceLock<bool> = OnceLock::new();
 static PANIC_HOOK: Once = Once::new();
 
 /// Writes every held line to stderr now.
@@ -151,10 +151,10 @@ fn write_held(batch: &mut Batch) {
 
 /// The thread that writes held lines when their window ends; it sleeps while none are held.
 /// Started when a line is first held (a server that is never busy never starts it, and a start
-/// does not wait for it).
-fn start_flusher() {
-    FLUSHER.call_once(|| {
-        let _ = std::thread::Builder::new().name("log-flusher".into()).spawn(|| {
+/// does not wait for it). False when it could not be started: lines are then written at once.
+fn flusher_running() -> bool {
+    *FLUSHER.get_or_init(|| {
+        let spawned = std::thread::Builder::new().name("log-flusher".into()).spawn(|| {
             loop {
                 let mut batch = BATCH.lock().unwrap_or_else(PoisonError::into_inner);
                 while batch.held.is_empty() {
@@ -168,7 +168,8 @@ fn start_flusher() {
                 flush();
             }
         });
-    });
+        spawned.is_ok()
+    })
 }
 
 /// Held lines are written before a panic's report, which is itself a log line.
@@ -289,10 +290,9 @@ impl Write for Line {
         if self.urgent || (was_empty && batch.written_in_window < DIRECT_PER_WINDOW) {
             batch.written_in_window += 1;
             write_held(&mut batch);
-        } else if batch.held.len() >= MAX_HELD_BYTES {
+        } else if batch.held.len() >= MAX_HELD_BYTES || !flusher_running() {
             write_held(&mut batch);
         } else if was_empty {
-            start_flusher();
             HELD.notify_one();
         }
         Ok(line.len())

@@ -122,11 +122,9 @@ impl Edge {
         self.gate.check_rate(&principal, &self.refusals).await?;
 
         let session = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-        // Held until this request's answer is ready (or its session is restored here).
-        let mut _restore_turn = None;
         if let Some(id) = session {
             match self.sessions.owned_by(id, &principal.key).await {
-                Owned::Yes => _restore_turn = self.sessions.restore_turn(id).await,
+                Owned::Yes => {}
                 Owned::No => return Err(self.session_not_found(&parts.method, id)),
                 Owned::Unavailable => {
                     return Err(self.no_room(
@@ -219,6 +217,12 @@ impl Edge {
             _ => None,
         };
 
+        // Taken with the body read, so a slow upload does not keep the others waiting; held
+        // until this request's answer is ready (or its session is restored here).
+        let _restore_turn = match session {
+            Some(id) => self.sessions.restore_turn(id).await,
+            None => None,
+        };
         parts.extensions.insert(principal);
         let response = next.run(Request::from_parts(parts, Body::from(body.clone()))).await;
         if let Some(reservation) = reservation
