@@ -10,11 +10,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 static ALLOCATOR: mcp_starter::bench::Counting<tikv_jemallocator::Jemalloc> =
     mcp_starter::bench::Counting(tikv_jemallocator::Jemalloc);
 
-/// jemalloc's settings, read at its start: a background thread gives freed pages back to the
-/// system about a second after they are freed, so memory comes back after a burst.
+/// jemalloc's settings, read at its start: freed pages go back to the system about a second
+/// after they are freed, so memory comes back after a burst. The background thread that gives
+/// them back is started once serving ([`start_giving_memory_back`]): made at jemalloc's start,
+/// before `main`, it would delay every start, `healthcheck` and `--version` included.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: Conf = Conf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+pub static malloc_conf: Conf = Conf(c"background_thread:false,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
 #[repr(transparent)]
 pub struct Conf(*const std::ffi::c_char);
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot count allocations: {error}");
                 return ExitCode::FAILURE;
             }
+            runtime.spawn(start_giving_memory_back());
             let code = match runtime.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(StartError::Config(message)) => {
@@ -73,5 +76,29 @@ fn main() -> ExitCode {
             code
         }
         Command::Healthcheck(config) => ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8),
+    }
+}
+
+/// Starts jemalloc's background thread, a second into serving (after the first answers).
+async fn start_giving_memory_back() {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut on = true;
+    // SAFETY: "background_thread" is a boolean jemalloc setting; a pointer to a bool and its
+    // size are what it takes, and nothing is read back.
+    let failed = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"background_thread".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (&raw mut on).cast(),
+            size_of::<bool>(),
+        )
+    };
+    if failed != 0 {
+        tracing::warn!(
+            event = "allocator",
+            code = failed,
+            "jemalloc's background thread did not start: freed memory goes back to the system only as new allocations are made"
+        );
     }
 }
