@@ -346,6 +346,42 @@ async fn requests_racing_into_a_session_a_replica_restores_all_succeed() {
 }
 
 #[tokio::test]
+async fn a_restore_whose_request_ends_midway_leaves_the_session_usable() {
+    let redis = RedisServer::start().await;
+    let upstream = FakeUpstream::start().await;
+    let a = replica(&upstream, &env(&redis, &[])).await;
+    // B pauses inside each restore's replayed handshake (a test-build fixture), long enough
+    // for a client to give up on its request there.
+    let b = replica(&upstream, &env(&redis, &[("MCP_FIXTURE_RESTORE_PAUSE_MS", "400")])).await;
+    let id = initialize(&a, ALICE).await;
+    let gave_up = reqwest::Client::new()
+        .post(b.url("/mcp"))
+        .bearer_auth(ALICE)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .timeout(Duration::from_millis(100))
+        .json(&json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client gives up during the restore: {gave_up:?}");
+    b.server.logs.wait_for("session_restore_abandoned").await;
+    // The next requests restore the session afresh, rather than meeting the half-made one.
+    for n in 0..3 {
+        assert_eq!(
+            list_in_session(&b, ALICE, &id).await,
+            200,
+            "request {n} after the abandoned restore"
+        );
+    }
+    assert_eq!(
+        list_in_session(&a, ALICE, &id).await,
+        200,
+        "and on the replica that opened it"
+    );
+}
+
+#[tokio::test]
 async fn session_caps_count_on_every_replica() {
     let redis = RedisServer::start().await;
     let upstream = FakeUpstream::start().await;

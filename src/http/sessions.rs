@@ -100,6 +100,12 @@ struct Table {
     /// by a number of its own.
     turns: HashMap<SessionId, u64>,
     last_turn: u64,
+    /// Restored here (rmcp has started their worker) and waiting for the replayed handshake.
+    half_restored: HashSet<SessionId>,
+    /// Half-restored sessions whose restore was abandoned (its request ended first): their turn
+    /// and its number, and how many of the two ends are still to come (the worker closed here,
+    /// its exit seen by `close_session`).
+    abandoned: HashMap<SessionId, (u64, u8)>,
 }
 
 impl Table {
@@ -290,6 +296,25 @@ impl Sessions {
         }
     }
 
+    /// One of an abandoned restore's two ends (see [`RestoreTurn`]); after both, its turn ends.
+    fn abandoned_end(&self, id: &SessionId) {
+        let number = {
+            let mut table = self.table.lock().expect("session table");
+            let Some((number, left)) = table.abandoned.get_mut(id) else {
+                return;
+            };
+            *left -= 1;
+            if *left > 0 {
+                return;
+            }
+            let number = *number;
+            table.abandoned.remove(id);
+            table.restoring.remove(id);
+            number
+        };
+        self.end_turn(id, Some(number));
+    }
+
     /// Counts a session opened elsewhere as held here too, as its owner's.
     fn take_in(&self, id: &str, owner: &str) {
         let mut table = self.table.lock().expect("session table");
@@ -361,7 +386,37 @@ pub struct RestoreTurn {
 
 impl Drop for RestoreTurn {
     fn drop(&mut self) {
-        self.sessions.end_turn(&self.id, Some(self.number));
+        let abandoned = {
+            let mut table = self.sessions.table.lock().expect("session table");
+            let abandoned = table.half_restored.remove(&self.id);
+            if abandoned {
+                table.abandoned.insert(self.id.clone(), (self.number, 2));
+            }
+            abandoned
+        };
+        if !abandoned {
+            self.sessions.end_turn(&self.id, Some(self.number));
+            return;
+        }
+        // The request ended (its client went away, say) between rmcp starting the session's
+        // worker and replaying its handshake. Left alone, that worker would answer every later
+        // request of the session here with a 500 until its idle timeout; it is closed instead,
+        // and the turn ends once it is gone: a restore begun before its exit would be closed by it.
+        let (sessions, id) = (self.sessions.clone(), self.id.clone());
+        tracing::warn!(
+            event = "session_restore_abandoned",
+            "a session's restore ended before its handshake was replayed: its half-made worker is closed, and the next request restores it afresh"
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = sessions.local.close_session(&id).await;
+                    sessions.abandoned_end(&id);
+                });
+            }
+            // No runtime: the process is exiting.
+            Err(_) => sessions.end_turn(&id, Some(self.number)),
+        }
     }
 }
 
@@ -393,6 +448,16 @@ impl SessionManager for Sessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        // Test builds: a pause in a restore's replayed handshake, for the replica tests to end
+        // a request inside it.
+        #[cfg(feature = "fixtures")]
+        if let Some(pause) = std::env::var("MCP_FIXTURE_RESTORE_PAUSE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            && self.table.lock().expect("session table").half_restored.contains(id)
+        {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
         self.local.initialize_session(id, message).await
     }
 
@@ -404,9 +469,15 @@ impl SessionManager for Sessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.table.lock().expect("session table").restoring.remove(id);
+        {
+            let mut table = self.table.lock().expect("session table");
+            table.restoring.remove(id);
+            table.half_restored.remove(id);
+        }
         self.forget(id);
-        self.local.close_session(id).await
+        let closed = self.local.close_session(id).await;
+        self.abandoned_end(id);
+        closed
     }
 
     async fn create_stream(
@@ -425,7 +496,10 @@ impl SessionManager for Sessions {
         let accepted = self.local.accept_message(id, message).await;
         // Queued after the replayed handshake, a request now reaches the worker in its turn.
         if restored {
-            self.table.lock().expect("session table").restoring.remove(id);
+            let mut table = self.table.lock().expect("session table");
+            table.restoring.remove(id);
+            table.half_restored.remove(id);
+            drop(table);
             self.end_turn(id, None);
         }
         accepted
@@ -454,9 +528,10 @@ impl SessionManager for Sessions {
             sessions: self,
             id: Some(id.clone()),
         };
-        let outcome = self.local.restore_session(id).await;
+        let outcome = self.local.restore_session(id.clone()).await;
         if matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
             unmark.id = None;
+            self.table.lock().expect("session table").half_restored.insert(id);
         }
         outcome
     }
