@@ -23,6 +23,7 @@ mod collector;
 mod compare;
 mod http;
 mod load;
+mod otel_floor;
 mod pin;
 mod plot;
 mod server;
@@ -272,7 +273,7 @@ async fn main() {
         println!("{baselines}\n{ratios}");
         return;
     }
-    // `loadgen traces <binary>`: only what exporting traces costs.
+    // `loadgen traces <binary>`: only what exporting traces costs, and the SDK's own floor.
     if let [command, binary] = &args[..]
         && command.as_os_str() == "traces"
     {
@@ -282,6 +283,10 @@ async fn main() {
             telemetry_cost(binary, target, &sink).await;
         }
         eprintln!("{} exports received", sink.exports());
+        eprintln!(
+            "OpenTelemetry's SDK alone: {:.2} µs of CPU per span",
+            otel_floor::cpu_us_per_span()
+        );
         return;
     }
     let [binary, out] = &args[..] else {
@@ -328,6 +333,11 @@ async fn main() {
     let traces_http = telemetry_cost(binary, Target::HttpStateless, &sink).await;
     let traces_stdio = telemetry_cost(binary, Target::Stdio, &sink).await;
     let exported = sink.exports();
+    let sdk_floor = otel_floor::cpu_us_per_span();
+    eprintln!(
+        "  OpenTelemetry's SDK alone, making, batching and encoding a span like the stdio one: {sdk_floor:.2} µs of CPU per span ({:.1} % of a stdio call without telemetry)",
+        sdk_floor / traces_stdio.cpu_us.1 * 100.0
+    );
     eprintln!("shared state on Redis ({} in flight):", shared::CONCURRENCY);
     let redis = shared::RedisServer::start();
     let mut shared_costs = Vec::new();
@@ -460,6 +470,19 @@ async fn main() {
             Some(cost.cpu_share() < 10.0 && exported > 0),
         );
     }
+    row("otel_sdk_cpu_per_span", "none", "1", sdk_floor, "us");
+    line(
+        "OpenTelemetry's SDK alone: one span like this server's stdio `tools/call` span made, batched and encoded for OTLP (no server, no send)".into(),
+        format!(
+            "{sdk_floor:.2} µs of CPU per span: {:.1} % of a stdio call without telemetry ({:.1} µs), {:.1} % of an HTTP 2026-07-28 one ({:.1} µs)",
+            sdk_floor / traces_stdio.cpu_us.1 * 100.0,
+            traces_stdio.cpu_us.1,
+            sdk_floor / traces_http.cpu_us.1 * 100.0,
+            traces_http.cpu_us.1
+        ),
+        "",
+        None,
+    );
     let sc = shared::CONCURRENCY.to_string();
     for (target, cost) in &shared_costs {
         row("memory_throughput", target.key(), &sc, cost.memory.0, "calls/s");
