@@ -75,7 +75,7 @@ fn one_round() -> f64 {
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
         .with_resource(Resource::builder().with_service_name("bench").build())
         .build();
-    let tracer = provider.tracer("mcp-starter");
+    let tracer = provider.tracer("server");
     let began = cpu_seconds("self");
     for id in 0..SPANS {
         let mut span = tracer
