@@ -46,7 +46,7 @@ const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
 const WINDOW: Duration = Duration::from_secs(2);
 /// The guard comparison: calls in flight, rounds of on/off, and the window of each.
 const GUARD_CONCURRENCY: usize = 16;
-const GUARD_ROUNDS: usize = 4;
+const GUARD_ROUNDS: usize = 8;
 const GUARD_WINDOW: Duration = Duration::from_millis(1500);
 const STARTS: usize = 30;
 /// First answer: this server's start may take at most this many times the floor's.
@@ -278,6 +278,16 @@ async fn main() {
         }
         let (baselines, ratios) = compare::tables(&comparisons, &mut |_, _, _, _, _| {});
         println!("{baselines}\n{ratios}");
+        return;
+    }
+    // `loadgen guard <binary>`: only what the guard chain costs.
+    if let [command, binary] = &args[..]
+        && command.as_os_str() == "guard"
+    {
+        let _ = pin::split();
+        for target in [Target::HttpStateless, Target::Stdio] {
+            guard_cost(binary, target).await;
+        }
         return;
     }
     // `loadgen traces <binary>`: only what exporting traces costs, and the SDK's own floor.
