@@ -10,6 +10,10 @@
 //!   with no linker configured (`RUSTC_LINKER` unset).
 
 fn main() {
+    // Without these, Cargo runs this script again, and rebuilds the server, after a change to
+    // any file of the package (the README, a test, the load generator).
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let var = |key: &str| std::env::var(key).unwrap_or_default();
     // Release builds only: a debug build's backtraces keep every function apart.
     if var("PROFILE") != "release" || var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {

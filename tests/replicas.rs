@@ -352,7 +352,7 @@ async fn a_restore_whose_request_ends_midway_leaves_the_session_usable() {
     let a = replica(&upstream, &env(&redis, &[])).await;
     // B pauses inside each restore's replayed handshake (a test-build fixture), long enough
     // for a client to give up on its request there.
-    let b = replica(&upstream, &env(&redis, &[("MCP_FIXTURE_RESTORE_PAUSE_MS", "400")])).await;
+    let b = replica(&upstream, &env(&redis, &[("MCP_FIXTURE_RESTORE_PAUSE_MS", "1000")])).await;
     let id = initialize(&a, ALICE).await;
     let gave_up = reqwest::Client::new()
         .post(b.url("/mcp"))
@@ -360,13 +360,15 @@ async fn a_restore_whose_request_ends_midway_leaves_the_session_usable() {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", &id)
         .header("mcp-protocol-version", "2025-11-25")
-        .timeout(Duration::from_millis(100))
+        .timeout(Duration::from_millis(400))
         .json(&json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }))
         .send()
         .await;
     assert!(gave_up.is_err(), "the client gives up during the restore: {gave_up:?}");
     b.server.logs.wait_for("session_restore_abandoned").await;
-    // The next requests restore the session afresh, rather than meeting the half-made one.
+    // The next requests restore the session afresh (pausing once more), rather than meeting
+    // the half-made one; none waits out a turn that never ends (10 s).
+    let began = Instant::now();
     for n in 0..3 {
         assert_eq!(
             list_in_session(&b, ALICE, &id).await,
@@ -374,6 +376,7 @@ async fn a_restore_whose_request_ends_midway_leaves_the_session_usable() {
             "request {n} after the abandoned restore"
         );
     }
+    assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
     assert_eq!(
         list_in_session(&a, ALICE, &id).await,
         200,

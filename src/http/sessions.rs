@@ -27,9 +27,12 @@ use rmcp::{
     },
 };
 
-use crate::state::{
-    OnTrouble,
-    sessions::{Over, RedisEvents, RedisSessions},
+use crate::{
+    state::{
+        OnTrouble,
+        sessions::{Over, RedisEvents, RedisSessions},
+    },
+    telemetry::clip,
 };
 
 /// The bounds on sessions; settings MCP_MAX_SESSIONS, MCP_MAX_SESSIONS_PER_CLIENT and
@@ -79,6 +82,9 @@ pub struct Sessions {
 /// on as if no restore were under way.
 const RESTORE_WAIT: Duration = Duration::from_secs(10);
 
+/// How long an abandoned restore's turn waits for its half-made worker's exit once closed.
+const ABANDONED_EXIT_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Table {
     /// Each live session's owner (a `Principal::key`).
@@ -100,11 +106,12 @@ struct Table {
     /// by a number of its own.
     turns: HashMap<SessionId, u64>,
     last_turn: u64,
-    /// Restored here (rmcp has started their worker) and waiting for the replayed handshake.
-    half_restored: HashSet<SessionId>,
-    /// Half-restored sessions whose restore was abandoned (its request ended first): their turn
-    /// and its number, and how many of the two ends are still to come (the worker closed here,
-    /// its exit seen by `close_session`).
+    /// Restored here (rmcp has started their worker) and waiting for the replayed handshake;
+    /// with the number of the turn restoring them, if any.
+    half_restored: HashMap<SessionId, Option<u64>>,
+    /// Half-restored sessions whose restore was abandoned (its request ended first): the
+    /// abandoned turn's number, and how many of its two ends are still to come: our close of
+    /// the worker, and the worker's exit (which rmcp follows with `close_session`).
     abandoned: HashMap<SessionId, (u64, u8)>,
 }
 
@@ -315,6 +322,19 @@ impl Sessions {
         self.end_turn(id, Some(number));
     }
 
+    /// Ends an abandoned restore's turn `number` if it is still waiting for its ends.
+    fn abandoned_give_up(&self, id: &SessionId, number: u64) {
+        {
+            let mut table = self.table.lock().expect("session table");
+            if table.abandoned.get(id).is_none_or(|(n, _)| *n != number) {
+                return;
+            }
+            table.abandoned.remove(id);
+            table.restoring.remove(id);
+        }
+        self.end_turn(id, Some(number));
+    }
+
     /// Counts a session opened elsewhere as held here too, as its owner's.
     fn take_in(&self, id: &str, owner: &str) {
         let mut table = self.table.lock().expect("session table");
@@ -377,7 +397,8 @@ impl Drop for Reservation {
 }
 
 /// A request's turn to restore a session here; ends when the session is restored or the
-/// request ends, whichever comes first.
+/// request ends, whichever comes first; if the request ended halfway through the restore, once
+/// the half-made worker is gone.
 pub struct RestoreTurn {
     sessions: Arc<Sessions>,
     id: SessionId,
@@ -388,8 +409,9 @@ impl Drop for RestoreTurn {
     fn drop(&mut self) {
         let abandoned = {
             let mut table = self.sessions.table.lock().expect("session table");
-            let abandoned = table.half_restored.remove(&self.id);
+            let abandoned = table.half_restored.get(&self.id) == Some(&Some(self.number));
             if abandoned {
+                table.half_restored.remove(&self.id);
                 table.abandoned.insert(self.id.clone(), (self.number, 2));
             }
             abandoned
@@ -399,12 +421,15 @@ impl Drop for RestoreTurn {
             return;
         }
         // The request ended (its client went away, say) between rmcp starting the session's
-        // worker and replaying its handshake. Left alone, that worker would answer every later
-        // request of the session here with a 500 until its idle timeout; it is closed instead,
-        // and the turn ends once it is gone: a restore begun before its exit would be closed by it.
-        let (sessions, id) = (self.sessions.clone(), self.id.clone());
+        // worker and replaying its handshake. Left alone, the session would stay marked as
+        // restoring while rmcp holds its worker: each later request of it here would start
+        // another restore, which rmcp answers with a 500, until that worker times out (a minute,
+        // or the idle timeout). The worker is closed instead, and the turn ends once it is gone:
+        // a restore begun before its exit would be closed by it.
+        let (sessions, id, number) = (self.sessions.clone(), self.id.clone(), self.number);
         tracing::warn!(
             event = "session_restore_abandoned",
+            session_id = %clip(&id),
             "a session's restore ended before its handshake was replayed: its half-made worker is closed, and the next request restores it afresh"
         );
         match tokio::runtime::Handle::try_current() {
@@ -412,6 +437,9 @@ impl Drop for RestoreTurn {
                 runtime.spawn(async move {
                     let _ = sessions.local.close_session(&id).await;
                     sessions.abandoned_end(&id);
+                    // The worker's exit comes at once; should it not, the turn ends anyway.
+                    tokio::time::sleep(ABANDONED_EXIT_WAIT).await;
+                    sessions.abandoned_give_up(&id, number);
                 });
             }
             // No runtime: the process is exiting.
@@ -454,7 +482,7 @@ impl SessionManager for Sessions {
         if let Some(pause) = std::env::var("MCP_FIXTURE_RESTORE_PAUSE_MS")
             .ok()
             .and_then(|ms| ms.parse().ok())
-            && self.table.lock().expect("session table").half_restored.contains(id)
+            && self.table.lock().expect("session table").half_restored.contains_key(id)
         {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
@@ -531,7 +559,9 @@ impl SessionManager for Sessions {
         let outcome = self.local.restore_session(id.clone()).await;
         if matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
             unmark.id = None;
-            self.table.lock().expect("session table").half_restored.insert(id);
+            let mut table = self.table.lock().expect("session table");
+            let turn = table.turns.get(&id).copied();
+            table.half_restored.insert(id, turn);
         }
         outcome
     }
