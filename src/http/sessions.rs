@@ -303,13 +303,17 @@ impl Sessions {
         }
     }
 
-    /// One of an abandoned restore's two ends (see [`RestoreTurn`]); after both, its turn ends.
-    fn abandoned_end(&self, id: &SessionId) {
+    /// One of an abandoned restore's two ends (see [`RestoreTurn`]), of turn `turn` if given;
+    /// after both, its turn ends.
+    fn abandoned_end(&self, id: &SessionId, turn: Option<u64>) {
         let number = {
             let mut table = self.table.lock().expect("session table");
             let Some((number, left)) = table.abandoned.get_mut(id) else {
                 return;
             };
+            if turn.is_some_and(|turn| turn != *number) {
+                return;
+            }
             *left -= 1;
             if *left > 0 {
                 return;
@@ -319,19 +323,6 @@ impl Sessions {
             table.restoring.remove(id);
             number
         };
-        self.end_turn(id, Some(number));
-    }
-
-    /// Ends an abandoned restore's turn `number` if it is still waiting for its ends.
-    fn abandoned_give_up(&self, id: &SessionId, number: u64) {
-        {
-            let mut table = self.table.lock().expect("session table");
-            if table.abandoned.get(id).is_none_or(|(n, _)| *n != number) {
-                return;
-            }
-            table.abandoned.remove(id);
-            table.restoring.remove(id);
-        }
         self.end_turn(id, Some(number));
     }
 
@@ -436,10 +427,10 @@ impl Drop for RestoreTurn {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let _ = sessions.local.close_session(&id).await;
-                    sessions.abandoned_end(&id);
-                    // The worker's exit comes at once; should it not, the turn ends anyway.
+                    sessions.abandoned_end(&id, Some(number));
+                    // The worker's exit comes at once; should it not, it is counted here.
                     tokio::time::sleep(ABANDONED_EXIT_WAIT).await;
-                    sessions.abandoned_give_up(&id, number);
+                    sessions.abandoned_end(&id, Some(number));
                 });
             }
             // No runtime: the process is exiting.
@@ -504,7 +495,7 @@ impl SessionManager for Sessions {
         }
         self.forget(id);
         let closed = self.local.close_session(id).await;
-        self.abandoned_end(id);
+        self.abandoned_end(id, None);
         closed
     }
 
