@@ -231,8 +231,10 @@ async fn first_answers(binaries: &Binaries, transport: Transport) -> Vec<(f64, f
     }
     times
         .into_iter()
-        .map(|times| (times.iter().copied().fold(0.0, f64::max), median(times)))
-        .map(|(max, median)| (median, max))
+        .map(|times| {
+            let max = times.iter().copied().fold(0.0, f64::max);
+            (median(times), max)
+        })
         .collect()
 }
 
