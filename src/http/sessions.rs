@@ -12,7 +12,7 @@
 //! is restored here on its next request.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -101,18 +101,25 @@ struct Table {
     /// takes nothing before the replayed `initialize` and `initialized`. Until then they are
     /// not reported as held, so a concurrent request of the same session waits for rmcp's
     /// restore to end instead of reaching the worker early (which ends the session with a 500).
-    restoring: HashSet<SessionId>,
+    restoring: HashMap<SessionId, Restore>,
     /// With Redis: the one request per session that may restore it here ([`Sessions::restore_turn`]),
     /// by a number of its own.
     turns: HashMap<SessionId, u64>,
     last_turn: u64,
-    /// Restored here (rmcp has started their worker) and waiting for the replayed handshake;
-    /// with the number of the turn restoring them, if any.
-    half_restored: HashMap<SessionId, Option<u64>>,
-    /// Half-restored sessions whose restore was abandoned (its request ended first): the
-    /// abandoned turn's number, and how many of its two ends are still to come: our close of
-    /// the worker, and the worker's exit (which rmcp follows with `close_session`).
-    abandoned: HashMap<SessionId, (u64, u8)>,
+}
+
+/// Where a session's restore here stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Restore {
+    /// rmcp is making its worker.
+    Begun,
+    /// rmcp has started its worker, which waits for the replayed handshake; `turn`: the number
+    /// of the turn restoring it, if any.
+    Made { turn: Option<u64> },
+    /// The request restoring it ended first: the turn `turn` ends once `ends_left` of the two
+    /// ends have come, our close of the worker and the worker's exit (which rmcp follows with
+    /// `close_session`).
+    Abandoned { turn: u64, ends_left: u8 },
 }
 
 impl Table {
@@ -290,7 +297,7 @@ impl Sessions {
 
     /// Whether rmcp holds session `id` here, ready for requests.
     async fn held(&self, id: &SessionId) -> bool {
-        !self.table.lock().expect("session table").restoring.contains(id)
+        !self.table.lock().expect("session table").restoring.contains_key(id)
             && self.local.has_session(id).await.unwrap_or(false)
     }
 
@@ -308,18 +315,21 @@ impl Sessions {
     fn abandoned_end(&self, id: &SessionId, turn: Option<u64>) {
         let number = {
             let mut table = self.table.lock().expect("session table");
-            let Some((number, left)) = table.abandoned.get_mut(id) else {
+            let Some(Restore::Abandoned {
+                turn: number,
+                ends_left,
+            }) = table.restoring.get_mut(id)
+            else {
                 return;
             };
             if turn.is_some_and(|turn| turn != *number) {
                 return;
             }
-            *left -= 1;
-            if *left > 0 {
+            *ends_left -= 1;
+            if *ends_left > 0 {
                 return;
             }
             let number = *number;
-            table.abandoned.remove(id);
             table.restoring.remove(id);
             number
         };
@@ -400,10 +410,16 @@ impl Drop for RestoreTurn {
     fn drop(&mut self) {
         let abandoned = {
             let mut table = self.sessions.table.lock().expect("session table");
-            let abandoned = table.half_restored.get(&self.id) == Some(&Some(self.number));
-            if abandoned {
-                table.half_restored.remove(&self.id);
-                table.abandoned.insert(self.id.clone(), (self.number, 2));
+            let restore = table.restoring.get_mut(&self.id);
+            let abandoned = restore.as_deref()
+                == Some(&Restore::Made {
+                    turn: Some(self.number),
+                });
+            if let (true, Some(restore)) = (abandoned, restore) {
+                *restore = Restore::Abandoned {
+                    turn: self.number,
+                    ends_left: 2,
+                };
             }
             abandoned
         };
@@ -439,7 +455,7 @@ impl Drop for RestoreTurn {
     }
 }
 
-/// Takes a session off the `restoring` set when dropped.
+/// Takes a session off the `restoring` map when dropped.
 struct Unmark<'a> {
     sessions: &'a Sessions,
     id: Option<SessionId>,
@@ -473,7 +489,10 @@ impl SessionManager for Sessions {
         if let Some(pause) = std::env::var("MCP_FIXTURE_RESTORE_PAUSE_MS")
             .ok()
             .and_then(|ms| ms.parse().ok())
-            && self.table.lock().expect("session table").half_restored.contains_key(id)
+            && matches!(
+                self.table.lock().expect("session table").restoring.get(id),
+                Some(Restore::Made { .. })
+            )
         {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
@@ -481,7 +500,7 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        if self.table.lock().expect("session table").restoring.contains(id) {
+        if self.table.lock().expect("session table").restoring.contains_key(id) {
             return Ok(false);
         }
         self.local.has_session(id).await
@@ -489,9 +508,11 @@ impl SessionManager for Sessions {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         {
+            // An abandoned restore's entry stays until both its ends have come.
             let mut table = self.table.lock().expect("session table");
-            table.restoring.remove(id);
-            table.half_restored.remove(id);
+            if !matches!(table.restoring.get(id), Some(Restore::Abandoned { .. })) {
+                table.restoring.remove(id);
+            }
         }
         self.forget(id);
         let closed = self.local.close_session(id).await;
@@ -515,10 +536,7 @@ impl SessionManager for Sessions {
         let accepted = self.local.accept_message(id, message).await;
         // Queued after the replayed handshake, a request now reaches the worker in its turn.
         if restored {
-            let mut table = self.table.lock().expect("session table");
-            table.restoring.remove(id);
-            table.half_restored.remove(id);
-            drop(table);
+            self.table.lock().expect("session table").restoring.remove(id);
             self.end_turn(id, None);
         }
         accepted
@@ -541,7 +559,11 @@ impl SessionManager for Sessions {
 
     /// A session opened on another replica (or before a restart), restored from Redis.
     async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.table.lock().expect("session table").restoring.insert(id.clone());
+        self.table
+            .lock()
+            .expect("session table")
+            .restoring
+            .insert(id.clone(), Restore::Begun);
         // Unmarked unless restored, also when the request restoring it goes away meanwhile.
         let mut unmark = Unmark {
             sessions: self,
@@ -552,7 +574,7 @@ impl SessionManager for Sessions {
             unmark.id = None;
             let mut table = self.table.lock().expect("session table");
             let turn = table.turns.get(&id).copied();
-            table.half_restored.insert(id, turn);
+            table.restoring.insert(id, Restore::Made { turn });
         }
         outcome
     }
@@ -604,7 +626,7 @@ mod tests {
     async fn a_restore_ending_wakes_the_requests_waiting_for_it() {
         let s = sessions(3, 2);
         let (id, _transport) = s.create_session().await.unwrap();
-        s.table.lock().unwrap().restoring.insert(id.clone());
+        s.table.lock().unwrap().restoring.insert(id.clone(), Restore::Begun);
         let first = s.take_turn(id.clone()).await;
         assert!(first.is_some(), "being restored is not held yet");
         let second = tokio::spawn({
