@@ -410,18 +410,16 @@ impl Drop for RestoreTurn {
     fn drop(&mut self) {
         let abandoned = {
             let mut table = self.sessions.table.lock().expect("session table");
-            let restore = table.restoring.get_mut(&self.id);
-            let abandoned = restore.as_deref()
-                == Some(&Restore::Made {
-                    turn: Some(self.number),
-                });
-            if let (true, Some(restore)) = (abandoned, restore) {
-                *restore = Restore::Abandoned {
-                    turn: self.number,
-                    ends_left: 2,
-                };
+            match table.restoring.get_mut(&self.id) {
+                Some(restore) if matches!(*restore, Restore::Made { turn: Some(turn) } if turn == self.number) => {
+                    *restore = Restore::Abandoned {
+                        turn: self.number,
+                        ends_left: 2,
+                    };
+                    true
+                }
+                _ => false,
             }
-            abandoned
         };
         if !abandoned {
             self.sessions.end_turn(&self.id, Some(self.number));
