@@ -81,6 +81,17 @@ pub struct ServeConfig {
           value_parser = seconds_in(0..=3600))]
     pub drain_timeout: Duration,
 
+    /// JSON values one message may hold (every number, string, array and object counts), on
+    /// every transport; past it, the message is refused before it is parsed.
+    #[arg(long, env = "MCP_MAX_JSON_VALUES", default_value = "20000", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(16..=10_000_000))]
+    pub max_json_values: u32,
+
+    /// How deep arrays and objects may nest in one message, on every transport.
+    #[arg(long, env = "MCP_MAX_JSON_DEPTH", default_value = "64", value_name = "LEVELS",
+          value_parser = clap::value_parser!(u32).range(8..=128))]
+    pub max_json_depth: u32,
+
     #[command(flatten)]
     pub log: LogConfig,
 
@@ -131,8 +142,9 @@ pub struct HttpConfig {
           value_parser = clap::value_parser!(u32).range(1024..=67_108_864))]
     pub max_body_bytes: u32,
 
-    /// Request bytes held at once across all requests being read or answered; past it, 503
-    /// with Retry-After (at least --max-body-bytes).
+    /// Memory held at once by all requests being read or answered, in bytes: each counts its
+    /// body and what parsing it builds; past it, 503 with Retry-After (on stdio, an error to
+    /// retry) [at least --max-body-bytes].
     #[arg(long, env = "MCP_MAX_BODY_BYTES_IN_FLIGHT", default_value = "67108864", value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_body_bytes_in_flight: u32,
@@ -579,6 +591,14 @@ pub struct UpstreamConfig {
 }
 
 impl ServeConfig {
+    /// What one message may hold, on every transport.
+    pub fn parse_limits(&self) -> crate::parse_budget::ParseLimits {
+        crate::parse_budget::ParseLimits {
+            max_values: self.max_json_values as usize,
+            max_depth: self.max_json_depth as usize,
+        }
+    }
+
     /// The hosts upstream calls may reach: the explicit list, else those of the APIs the
     /// tools call.
     pub fn upstream_hosts(&self) -> Vec<url::Host> {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+pub mod parse_budget;
 mod periodic;
 pub mod progress;
 pub mod prompts;
@@ -147,7 +148,8 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
     );
     match config.transport {
         Transport::Stdio => {
-            stdio::run(server, shutdown).await;
+            let budget = parse_budget::InFlightBudget::new(config.http.max_body_bytes_in_flight as usize);
+            stdio::run(server, shutdown, config.parse_limits(), budget).await;
             Ok(())
         }
         Transport::Http => http::run(

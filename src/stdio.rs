@@ -21,11 +21,12 @@ use rmcp::{
 };
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
-    sync::Mutex,
+    sync::{Mutex, OwnedSemaphorePermit},
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    parse_budget::{self, InFlightBudget, ParseLimits, Unparsable},
     server::{McpServer, REFUSED_WHILE_DRAINING, explain_missing_method, missing_method, shutting_down},
     shutdown::{self, InFlight, Shutdown},
     telemetry::clip,
@@ -35,9 +36,9 @@ use crate::{
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Serves one stdio session until stdin closes or a signal drains it.
-pub async fn run(server: McpServer, shutdown: Shutdown) {
+pub async fn run(server: McpServer, shutdown: Shutdown, limits: ParseLimits, budget: InFlightBudget) {
     let (stdin, stdout) = stdio_pipes();
-    let transport = StdioTransport::new(stdin, stdout, shutdown.clone());
+    let transport = StdioTransport::new(stdin, stdout, shutdown.clone(), limits, budget);
     let stop = CancellationToken::new();
     let signalled = shutdown::signal();
     shutdown.mark_serving();
@@ -81,10 +82,21 @@ pub struct StdioTransport<R> {
     /// stdout: one JSON-RPC message per line, written whole under the lock.
     writer: Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
     shutdown: Shutdown,
+    /// What one message may hold, checked before it is parsed.
+    limits: ParseLimits,
+    /// What messages being handled hold at once.
+    budget: InFlightBudget,
     /// Requests read and not yet answered.
-    in_flight: HashMap<RequestId, InFlight>,
+    in_flight: HashMap<RequestId, Held>,
     /// The client began with `server/discover` (2026-07-28), not `initialize`.
     stateless: bool,
+}
+
+/// What a request holds until its answer is written: its place in the drain's count and its
+/// share of the in-flight budget.
+struct Held {
+    _in_flight: InFlight,
+    _bytes: OwnedSemaphorePermit,
 }
 
 enum Line {
@@ -94,13 +106,21 @@ enum Line {
 }
 
 impl<R: AsyncRead + Send + Unpin> StdioTransport<R> {
-    pub fn new(reader: R, writer: impl AsyncWrite + Send + Unpin + 'static, shutdown: Shutdown) -> Self {
+    pub fn new(
+        reader: R,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+        shutdown: Shutdown,
+        limits: ParseLimits,
+        budget: InFlightBudget,
+    ) -> Self {
         Self {
             reader: BufReader::new(reader),
             line: Vec::new(),
             discarding: false,
             writer: Arc::new(Mutex::new(Box::new(writer))),
             shutdown,
+            limits,
+            budget,
             in_flight: HashMap::new(),
             stateless: false,
         }
@@ -205,6 +225,19 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            // Past the limits, refused before any parse builds a tree; text that is not JSON
+            // goes on to `parse`, which says so.
+            let shape = match parse_budget::measure(text, self.limits) {
+                Ok(shape) => Some(shape),
+                Err(Unparsable::Syntax(_)) => None,
+                Err(too_much) => {
+                    tracing::warn!(event = "bad_input", code = too_much.code(), error = %too_much, "message refused before parsing");
+                    let error = ErrorData::new(ErrorCode(too_much.code()), too_much.to_string(), None);
+                    self.reply_error(None, error).await;
+                    continue;
+                }
+            };
+            let held_bytes = text.len() + shape.map_or(0, |shape| shape.tree_bytes());
             match parse(text) {
                 Ok(JsonRpcMessage::Request(request)) => {
                     match &request.request {
@@ -229,7 +262,20 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                             .await;
                         continue;
                     };
-                    self.in_flight.insert(request.id.clone(), in_flight);
+                    let Some(bytes) = self.budget.try_hold(held_bytes) else {
+                        let message = format!(
+                            "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
+                            self.budget.max()
+                        );
+                        self.reply_error(Some(request.id), ErrorData::new(ErrorCode(-32000), message, None))
+                            .await;
+                        continue;
+                    };
+                    let held = Held {
+                        _in_flight: in_flight,
+                        _bytes: bytes,
+                    };
+                    self.in_flight.insert(request.id.clone(), held);
                     return Some(JsonRpcMessage::Request(request));
                 }
                 Ok(JsonRpcMessage::Notification(notification)) => {
@@ -409,7 +455,17 @@ mod tests {
     async fn skips_oversized_lines_and_keeps_reading() {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.extend_from_slice(b"\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
-        let mut transport = StdioTransport::new(&input[..], tokio::io::sink(), Shutdown::new(Duration::ZERO));
+        let limits = ParseLimits {
+            max_values: 100,
+            max_depth: 8,
+        };
+        let mut transport = StdioTransport::new(
+            &input[..],
+            tokio::io::sink(),
+            Shutdown::new(Duration::ZERO),
+            limits,
+            InFlightBudget::new(1 << 20),
+        );
         let message = transport.receive().await.expect("the next line is read");
         assert!(matches!(message, ClientJsonRpcMessage::Request(_)));
     }

@@ -35,7 +35,11 @@ use super::{
     refusals::Refusals,
     sessions::{Full, Owned, Sessions},
 };
-use crate::{shutdown::Shutdown, telemetry::clip};
+use crate::{
+    parse_budget::{self, InFlightBudget, ParseLimits, Shape, Unparsable},
+    shutdown::Shutdown,
+    telemetry::clip,
+};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -70,9 +74,10 @@ pub struct Edge {
     pub event_streams: Arc<Semaphore>,
     pub max_event_streams: usize,
     pub max_body: usize,
-    /// MCP_MAX_BODY_BYTES_IN_FLIGHT: request bytes held at once, as permits.
-    pub body_budget: Arc<Semaphore>,
-    pub max_body_in_flight: usize,
+    /// MCP_MAX_BODY_BYTES_IN_FLIGHT: what requests hold at once, their bodies and their parses.
+    pub budget: InFlightBudget,
+    /// What one message may hold (MCP_MAX_JSON_VALUES, MCP_MAX_JSON_DEPTH).
+    pub parse_limits: ParseLimits,
     pub body_timeout: Duration,
     /// Sent with a refusal for a full per-caller session cap.
     pub session_retry_after: Duration,
@@ -163,25 +168,21 @@ impl Edge {
             // has left; a body of unknown length may grow to the limit.
             let need = match declared {
                 Some(length) if length > self.max_body as u64 => return Err(self.unread(Unread::TooLarge)),
-                Some(length) => length as u32,
-                None => self.max_body as u32,
+                Some(length) => length as usize,
+                None => self.max_body,
             };
-            let held = self.body_budget.clone().try_acquire_many_owned(need).map_err(|_| {
-                self.no_room(
-                    "body_budget_full",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Value::Null,
-                    &format!(
-                        "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
-                        self.max_body_in_flight
-                    ),
-                    1,
-                )
-            })?;
-            match body::read(body, declared, self.max_body, self.body_timeout).await {
-                Ok(bytes) => (bytes, Some(held)),
+            let mut held = self.budget.try_hold(need).ok_or_else(|| self.budget_full())?;
+            let bytes = match body::read(body, declared, self.max_body, self.body_timeout).await {
+                Ok(bytes) => bytes,
                 Err(unread) => return Err(self.unread(unread)),
+            };
+            // What the parses will build is known before any is made: refused past the limits,
+            // and counted with the body from here until the answer has left.
+            let shape = parse_budget::measure(&bytes, self.parse_limits).map_err(|why| self.unparsable(why))?;
+            if !self.budget.grow(&mut held, held_while_parsed(bytes.len(), shape)) {
+                return Err(self.budget_full());
             }
+            (bytes, Some(held))
         } else {
             (axum::body::Bytes::new(), None)
         };
@@ -325,6 +326,31 @@ impl Edge {
         self.refuse(reason, response)
     }
 
+    fn budget_full(&self) -> Response {
+        self.no_room(
+            "body_budget_full",
+            StatusCode::SERVICE_UNAVAILABLE,
+            Value::Null,
+            &format!(
+                "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
+                self.budget.max()
+            ),
+            1,
+        )
+    }
+
+    /// 400 for a body that is not JSON; 413 for one that holds more than a message may.
+    fn unparsable(&self, why: Unparsable) -> Response {
+        let (reason, status) = match why {
+            Unparsable::Syntax(_) => ("bad_input", StatusCode::BAD_REQUEST),
+            _ => ("json_limits", StatusCode::PAYLOAD_TOO_LARGE),
+        };
+        self.refuse(
+            reason,
+            rpc_error(status, Value::Null, why.code().into(), &why.to_string()),
+        )
+    }
+
     fn session_not_found(&self, method: &Method, id: &str) -> Response {
         let response = rpc_error(
             StatusCode::NOT_FOUND,
@@ -367,6 +393,13 @@ impl Edge {
         });
         response
     }
+}
+
+/// What a request of `body_len` bytes holds while rmcp handles it: the body, rmcp's own copy
+/// of it, the message it parses, and on 2026-07-28 a second tree of the whole message that
+/// rmcp makes to check the standard headers against it.
+fn held_while_parsed(body_len: usize, shape: Shape) -> usize {
+    2 * body_len + 2 * shape.tree_bytes()
 }
 
 /// A 2026-07-28 request for `tasks/*`, by its `Mcp-Method` header (which rmcp checks against

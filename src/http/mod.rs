@@ -32,6 +32,7 @@ use self::{
 use crate::{
     auth::Verifier,
     config::ServeConfig,
+    parse_budget::InFlightBudget,
     server::McpServer,
     shutdown::{self, Shutdown},
     state::sessions::RedisSessions,
@@ -116,8 +117,8 @@ pub fn app(
         event_streams: Arc::new(Semaphore::new(http.max_event_streams as usize)),
         max_event_streams: http.max_event_streams as usize,
         max_body,
-        body_budget: Arc::new(Semaphore::new(http.max_body_bytes_in_flight as usize)),
-        max_body_in_flight: http.max_body_bytes_in_flight as usize,
+        budget: InFlightBudget::new(http.max_body_bytes_in_flight as usize),
+        parse_limits: config.parse_limits(),
         body_timeout: http.body_read_timeout,
         session_retry_after: http.session_idle_timeout.min(Duration::from_secs(60)),
         refusals,
