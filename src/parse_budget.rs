@@ -96,6 +96,20 @@ pub enum Unparsable {
     TooDeep {
         max: usize,
     },
+    /// A request id longer than [`MAX_ID_BYTES`]: every answer repeats the id whole.
+    IdTooLong,
+}
+
+/// The longest request id taken. JSON-RPC answers repeat the id as it came, so it is the one
+/// piece of client text an answer cannot clip.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Refuses an id (a string id's length in bytes) that every answer would have to repeat whole.
+pub fn check_id(id_bytes: usize) -> Result<(), Unparsable> {
+    if id_bytes > MAX_ID_BYTES {
+        return Err(Unparsable::IdTooLong);
+    }
+    Ok(())
 }
 
 impl fmt::Display for Unparsable {
@@ -114,6 +128,7 @@ impl fmt::Display for Unparsable {
                 f,
                 "Invalid Request: the message nests deeper than {max} levels (MCP_MAX_JSON_DEPTH)"
             ),
+            Self::IdTooLong => write!(f, "Invalid Request: the request id is longer than {MAX_ID_BYTES} bytes"),
         }
     }
 }

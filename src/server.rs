@@ -566,7 +566,7 @@ impl ServerHandler for McpServer {
                 self.observe(method, None, self.seen(&context), ok, async { Err(error) })
                     .await
             }
-            None => Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, request.method, None)),
+            None => Err(missing_method(&request.method)),
         }
     }
 

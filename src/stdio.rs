@@ -239,6 +239,13 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
             };
             let held_bytes = text.len() + shape.map_or(0, |shape| shape.tree_bytes());
             match parse(text) {
+                Ok(JsonRpcMessage::Request(request))
+                    if let RequestId::String(id) = &request.id
+                        && let Err(why) = parse_budget::check_id(id.len()) =>
+                {
+                    self.reply_error(None, ErrorData::new(ErrorCode(why.code()), why.to_string(), None))
+                        .await;
+                }
                 Ok(JsonRpcMessage::Request(request)) => {
                     match &request.request {
                         ClientRequest::DiscoverRequest(_) => self.stateless = true,

@@ -211,3 +211,99 @@ async fn a_large_request_costs_a_small_multiple_of_its_size() {
         body.len()
     );
 }
+
+/// Every answer stays under 1 KiB whatever the client sent: rmcp's own refusals (a header
+/// that contradicts the body, quoting both), unknown methods, names and URIs, and ids, which an
+/// answer would have to repeat whole, on both transports and in sessions.
+#[tokio::test]
+async fn answers_stay_small_whatever_the_client_sent() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[]).await;
+    let big = "x".repeat(3_000_000);
+    let long_header = "y".repeat(60_000);
+    let small = |answer: &str, what: &str| assert!(answer.len() < 1024, "{what}: {} bytes", answer.len());
+    let request = |id: Value, method: &str, params: Value| {
+        json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string()
+    };
+
+    // 2026-07-28, where headers repeat parts of the body.
+    let stateless_cases = [
+        (
+            "a method that contradicts Mcp-Method",
+            request(json!(1), &big, stateless(json!({}))),
+            "Mcp-Method: tools/list\r\n".to_owned(),
+        ),
+        (
+            "a long Mcp-Name",
+            request(json!(1), "prompts/get", stateless(json!({ "name": "a" }))),
+            format!("Mcp-Method: prompts/get\r\nMcp-Name: {long_header}\r\n"),
+        ),
+        (
+            "a name that contradicts Mcp-Name",
+            request(json!(1), "prompts/get", stateless(json!({ "name": big }))),
+            "Mcp-Method: prompts/get\r\nMcp-Name: a\r\n".to_owned(),
+        ),
+        (
+            "a long id",
+            request(json!(big), "tools/list", stateless(json!({}))),
+            "Mcp-Method: tools/list\r\n".to_owned(),
+        ),
+    ];
+    for (what, body, headers) in &stateless_cases {
+        let answer = exchange(server.addr, &raw::post(body, &format!("{STATELESS}{headers}"))).await;
+        assert!(answer.status >= 400, "{what}: {answer:?}");
+        small(&answer.body, what);
+    }
+    let long_version = format!("MCP-Protocol-Version: {long_header}\r\nMcp-Method: tools/list\r\n");
+    let answer = exchange(
+        server.addr,
+        &raw::post(&request(json!(1), "tools/list", stateless(json!({}))), &long_version),
+    )
+    .await;
+    small(&answer.body, "a long MCP-Protocol-Version");
+
+    // A 2025-11-25 session.
+    let initialize = request(
+        json!(1),
+        "initialize",
+        json!({ "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } }),
+    );
+    let opened = exchange(server.addr, &raw::post(&initialize, "")).await;
+    let session = opened.header("mcp-session-id").expect("a session");
+    let in_session = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string();
+    exchange(server.addr, &raw::post(&initialized, &in_session)).await;
+    let session_cases = [
+        ("an unknown method", request(json!(2), &format!("x/{big}"), json!({}))),
+        (
+            "an unknown prompt",
+            request(json!(3), "prompts/get", json!({ "name": big })),
+        ),
+        (
+            "an unknown resource",
+            request(json!(4), "resources/read", json!({ "uri": format!("x://{big}") })),
+        ),
+        (
+            "an unknown tool",
+            request(json!(5), "tools/call", json!({ "name": big })),
+        ),
+        ("a long id", request(json!(big), "tools/list", json!({}))),
+    ];
+    for (what, body) in &session_cases {
+        let answer = exchange(server.addr, &raw::post(body, &in_session)).await;
+        small(&answer.body, what);
+    }
+
+    // stdio, in both generations.
+    let mut stdio = StdioServer::start(&upstream, &[]).await;
+    let (mut stdout, mut stdin) = stdio.raw();
+    let mut lines = vec![initialize];
+    lines.extend(session_cases.iter().map(|(_, body)| body.clone()));
+    lines.push(request(json!(9), &format!("x/{big}"), stateless(json!({}))));
+    for line in &lines {
+        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).await.unwrap();
+        small(&answer, &line[..line.len().min(60)]);
+    }
+}

@@ -43,10 +43,12 @@ use crate::{
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// rmcp's 404 for a method it does not route, with the message every transport gives.
-async fn explain_missing_method(response: Response) -> Response {
+/// rmcp's own error answers (400, 404), mended: client text they repeat (a method name, a
+/// header's value) is clipped, and a method it does not route gets the message every
+/// transport gives.
+async fn mend_error(response: Response, most: usize) -> Response {
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, most).await else {
         return Response::from_parts(parts, Body::empty());
     };
     let mut answer: Value = match serde_json::from_slice(&bytes) {
@@ -57,6 +59,9 @@ async fn explain_missing_method(response: Response) -> Response {
         && let Ok(mut parsed) = serde_json::from_value::<rmcp::ErrorData>(error.clone())
     {
         crate::server::explain_missing_method(&mut parsed);
+        if let std::borrow::Cow::Owned(clipped) = clip(&parsed.message) {
+            parsed.message = clipped.into();
+        }
         *error = serde_json::to_value(parsed).expect("an error serializes");
     }
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -187,6 +192,9 @@ impl Edge {
             (axum::body::Bytes::new(), None)
         };
         let envelope = Envelope::of(&body);
+        if let Some(Value::String(id)) = &envelope.id {
+            parse_budget::check_id(id.len()).map_err(|why| self.unparsable(why))?;
+        }
         self.gate.check_scopes(&principal, envelope.tool(), &self.refusals)?;
         let reservation = match (session, envelope.method.as_deref()) {
             (None, Some("initialize")) => Some(self.sessions.reserve(&principal.key).await.map_err(|full| {
@@ -238,7 +246,8 @@ impl Edge {
                 Some(answer) => self.refuse("bad_input", answer),
                 None => response,
             },
-            StatusCode::NOT_FOUND => explain_missing_method(response).await,
+            // rmcp's answers to a body it read: no larger than that body and a message.
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => mend_error(response, body.len() + 64 * 1024).await,
             _ => response,
         };
         Ok(match (in_flight, stream) {
@@ -342,7 +351,7 @@ impl Edge {
     /// 400 for a body that is not JSON; 413 for one that holds more than a message may.
     fn unparsable(&self, why: Unparsable) -> Response {
         let (reason, status) = match why {
-            Unparsable::Syntax(_) => ("bad_input", StatusCode::BAD_REQUEST),
+            Unparsable::Syntax(_) | Unparsable::IdTooLong => ("bad_input", StatusCode::BAD_REQUEST),
             _ => ("json_limits", StatusCode::PAYLOAD_TOO_LARGE),
         };
         self.refuse(
