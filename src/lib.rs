@@ -21,6 +21,7 @@ pub mod parse_budget;
 mod periodic;
 pub mod progress;
 pub mod prompts;
+mod refusals;
 pub mod resources;
 pub mod server;
 pub mod shutdown;

@@ -293,7 +293,7 @@ impl McpServer {
         let (trace_id, span_id) = ids.as_ref().map(|ids| (ids.trace(), ids.span())).unzip();
         #[cfg(not(feature = "otel"))]
         let (trace_id, span_id): (Option<&str>, Option<&str>) = (None, None);
-        match &result {
+        let log = || match &result {
             // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
             Ok(_) => tracing::info!(
                 event = "request",
@@ -327,10 +327,27 @@ impl McpServer {
                 span_id,
                 "handled {method}"
             ),
+        };
+        // A refusal a client can repeat at will (a call the guard turned away, a request it got
+        // wrong) is logged in full once a second per kind, the rest counted: a flood of them
+        // cannot flood the log.
+        let refused = match &result {
+            Ok(_) => decision.filter(|d| *d != Decision::Allowed.as_str()),
+            Err(error) => CLIENT_ERRORS
+                .contains(&error.code.0)
+                .then(|| crate::metrics::error_code(error.code.0)),
+        };
+        match refused {
+            Some(kind) => crate::refusals::Refusals::server().record(kind, log),
+            None => log(),
         }
         result
     }
 }
+
+/// JSON-RPC errors for what the client sent (invalid request or params, an unknown method,
+/// resource or task, a capability it lacks), as opposed to the server's own trouble.
+const CLIENT_ERRORS: [i32; 5] = [-32600, -32601, -32602, -32002, -32021];
 
 impl McpServer {
     /// Answers with a task and runs the call in the background, under the tool's timeout, as

@@ -79,6 +79,15 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// The longest log line written; longer ones are replaced.
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
+/// The first 8 characters of a session id, enough to follow one session through the log:
+/// the whole id, with the caller's credentials, would reach the session.
+pub fn id_prefix(id: &str) -> String {
+    match id.char_indices().nth(8) {
+        Some((end, _)) => format!("{}…", &id[..end]),
+        None => id.to_owned(),
+    }
+}
+
 /// `text` cut to [`MAX_FIELD_BYTES`] (on a character boundary), saying how long it was.
 pub fn clip(text: &str) -> Cow<'_, str> {
     clip_to(text, MAX_FIELD_BYTES)

@@ -120,6 +120,10 @@ async fn sessions_are_capped_per_caller_and_in_all_and_come_back_on_delete() {
     let logs = &server.server.logs;
     let deletes = logs.events("session_deleted");
     assert_eq!(deletes.len(), 2, "one line per DELETE: {deletes:#?}");
+    assert!(
+        !logs.lines().join("\n").contains(&alice[0]),
+        "a session id is logged by its first characters only"
+    );
     // The sessions still serve.
     assert_eq!(list_tools_in(&http, &server, ALICE, &alice[1]).await.status(), 200);
 }
@@ -393,6 +397,58 @@ async fn a_duplicate_key_gets_a_json_rpc_400_not_415() {
             .contains("`id` appears more than once"),
         "{body}"
     );
+}
+
+/// Refusals past the edge, on every transport's shared path, are summarised like the edge's:
+/// a flood of rate-limited calls, or of reads of tasks that do not exist, logs the first of
+/// each kind a second in full, then one `request_refusals` line with the count.
+#[tokio::test]
+async fn a_flood_of_refused_calls_is_logged_a_line_a_second() {
+    let upstream = FakeUpstream::start().await;
+    let probe = HttpServer::start(&upstream, &[]).await;
+    let client = probe.connect(support::Generation::Stateless).await;
+    let tool = client.list_all_tools().await.unwrap()[0].name.to_string();
+    client.cancel().await.unwrap();
+    let quota = format!("{tool}=1/h");
+    let server = start(&upstream, &[("MCP_RATE_LIMITS", &quota)]).await;
+    let client = server.connect_as(support::Generation::Stateless, ALICE).await;
+    for _ in 0..30 {
+        support::tools::call(&client, &tool, json!({})).await;
+    }
+    client.cancel().await.unwrap();
+    for i in 0..30 {
+        let id = format!("no-such-task-{i}");
+        let meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" },
+            "io.modelcontextprotocol/clientCapabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } }
+        });
+        let body =
+            json!({ "jsonrpc": "2.0", "id": i, "method": "tasks/get", "params": { "taskId": id, "_meta": meta } });
+        let headers = format!(
+            "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tasks/get\r\nMcp-Name: {id}\r\nAuthorization: Bearer {ALICE}\r\n"
+        );
+        let answer = exchange(server.addr, &raw::post(&body.to_string(), &headers)).await;
+        assert!(answer.body.contains("no task"), "{answer:?}");
+    }
+
+    let logs = &server.server.logs;
+    logs.wait_for_match(|l| l["event"] == "request_refusals" && l["reason"] == "rate_limited")
+        .await;
+    let tasks = logs
+        .wait_for_match(|l| l["event"] == "request_refusals" && l["reason"] != "rate_limited")
+        .await;
+    assert_eq!(tasks["reason"], "-32602", "{tasks}");
+    let refused =
+        |l: &Value| l["event"] == "request" && (l["decision"] == "rate_limited" || l["method"] == "tasks/get");
+    let written = logs.json().into_iter().filter(refused).count();
+    assert!(written <= 8, "{written} lines for 60 refusals");
+    let counted: u64 = logs
+        .events("request_refusals")
+        .iter()
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert!(counted >= 40, "{counted}: both kinds summed up");
 }
 
 #[tokio::test]

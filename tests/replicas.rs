@@ -214,6 +214,50 @@ async fn redis_trouble_is_handled_as_configured_and_recovered_from() {
     );
 }
 
+/// A Redis that never answers (a silent listener) costs a call its command timeout only until
+/// the circuit breaker opens: from then on calls skip Redis at once (failing open, this
+/// replica's own limits decide), `redis_down` is logged once, and the fallback's warning is
+/// summarised, not written per call.
+#[tokio::test]
+async fn a_silent_redis_is_skipped_at_once_once_the_breaker_opens() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_AUTH", "static"),
+            ("MCP_AUTH_TOKENS", &format!("{ALICE} alice mcp:admin")),
+            ("MCP_REDIS_URL", &url),
+            ("MCP_REDIS_TIMEOUT", "1000"),
+            ("MCP_REDIS_ON_FAILURE", "open"),
+        ],
+    )
+    .await;
+    let down = server.server.logs.wait_for("redis_down").await;
+    assert_eq!(down["level"], "WARN", "{down}");
+    let started = Instant::now();
+    for _ in 0..10 {
+        let (ok, message) = fetch(&server, &upstream, ALICE).await;
+        assert!(ok, "failing open, calls go on: {message}");
+    }
+    // Each would wait out the 1 s timeout without the breaker.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let logs = &server.server.logs;
+    assert_eq!(logs.events("redis_down").len(), 1);
+    assert!(
+        logs.events("rate_limit_fallback").len() <= 2,
+        "{:#?}",
+        logs.events("rate_limit_fallback")
+    );
+    let summary = logs
+        .wait_for_match(|l| l["event"] == "request_refusals" && l["reason"] == "rate_limit_fallback")
+        .await;
+    assert!(summary["count"].as_u64() >= Some(2), "{summary}");
+    drop(silent);
+}
+
 #[tokio::test]
 async fn a_malformed_redis_url_is_a_setting_error_that_does_not_show_the_password() {
     let upstream = FakeUpstream::start().await;

@@ -7,6 +7,7 @@
 //! across replicas, with the same semantics (`state::limits`); when Redis cannot answer, the
 //! local buckets decide (fail open) or the call is refused as retryable (fail closed).
 
+use crate::refusals::Refusals;
 use std::{
     collections::HashMap,
     hash::Hash,
@@ -120,11 +121,15 @@ impl RateLimits {
             match limits::take(redis, &bucket(), rate).await {
                 Ok(decision) => return decision.map_err(Refused::Wait),
                 Err(trouble) if redis.on_trouble == OnTrouble::Closed => {
-                    tracing::warn!(event = "rate_limit_unavailable", error = %trouble, "shared rate limits unavailable: refusing");
+                    Refusals::server().record("rate_limit_unavailable", || {
+                        tracing::warn!(event = "rate_limit_unavailable", error = %trouble, "shared rate limits unavailable: refusing");
+                    });
                     return Err(Refused::Unavailable);
                 }
                 Err(trouble) => {
-                    tracing::warn!(event = "rate_limit_fallback", error = %trouble, "shared rate limits unavailable: this replica's own decide");
+                    Refusals::server().record("rate_limit_fallback", || {
+                        tracing::warn!(event = "rate_limit_fallback", error = %trouble, "shared rate limits unavailable: this replica's own decide");
+                    });
                 }
             }
         }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use serde_json::json;
 
-use super::refusals::Refusals;
+use crate::refusals::Refusals;
 use crate::{
     auth::{AuthError, Principal, Verifier},
     guard::{EdgeLimits, Guard, Rate, RateLimits, Refused},

@@ -29,7 +29,8 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
-use super::{drain::hold, refusals::Refusals};
+use super::drain::hold;
+use crate::refusals::Refusals;
 
 /// The connection bounds; settings MCP_MAX_CONNECTIONS, MCP_MAX_CONNECTIONS_PER_CLIENT,
 /// MCP_HEADER_READ_TIMEOUT and MCP_IDLE_TIMEOUT.

@@ -32,13 +32,13 @@ use super::{
     body::{self, Envelope, Unread, rpc_error},
     drain::{hold, refused},
     origin::HostOriginPolicy,
-    refusals::Refusals,
     sessions::{Full, Owned, Sessions},
 };
 use crate::{
     parse_budget::{self, InFlightBudget, ParseLimits, Shape, Unparsable},
+    refusals::Refusals,
     shutdown::Shutdown,
-    telemetry::clip,
+    telemetry::{clip, id_prefix},
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -277,7 +277,7 @@ impl Edge {
         if response.status() == StatusCode::ACCEPTED {
             // The reference servers answer 200; some clients log a failure on 202.
             *response.status_mut() = StatusCode::OK;
-            tracing::info!(event = "session_deleted", session_id = %clip(&id), "session closed by its client");
+            tracing::info!(event = "session_deleted", session_id = %id_prefix(&id), "session closed by its client");
         }
         response
     }
@@ -368,7 +368,7 @@ impl Edge {
             "Session not found: it ended or never existed; start a new one with initialize",
         );
         if method == Method::DELETE {
-            tracing::info!(event = "session_deleted", session_id = %clip(id), outcome = "not_found", "DELETE of an unknown session");
+            tracing::info!(event = "session_deleted", session_id = %id_prefix(id), outcome = "not_found", "DELETE of an unknown session");
             return response;
         }
         self.refuse("session_not_found", response)

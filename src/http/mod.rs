@@ -11,7 +11,6 @@ mod edge;
 mod health;
 mod metadata;
 pub mod origin;
-mod refusals;
 pub mod sessions;
 
 use std::{sync::Arc, time::Duration};
@@ -26,13 +25,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use self::{
     connections::ConnectionLimits,
-    refusals::Refusals,
     sessions::{SessionLimits, Sessions},
 };
 use crate::{
     auth::Verifier,
     config::ServeConfig,
     parse_budget::InFlightBudget,
+    refusals::Refusals,
     server::McpServer,
     shutdown::{self, Shutdown},
     state::sessions::RedisSessions,

@@ -10,7 +10,7 @@ use axum::{
 use reqwest::Url;
 use serde_json::json;
 
-use super::refusals::Refusals;
+use crate::refusals::Refusals;
 use crate::{config::HttpConfig, telemetry::clip};
 
 #[derive(Clone)]

@@ -11,6 +11,7 @@
 //! replica checks them, and a session another replica opened (or this one, before a restart)
 //! is restored here on its next request.
 
+use crate::refusals::Refusals;
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -32,7 +33,7 @@ use crate::{
         OnTrouble,
         sessions::{Over, RedisEvents, RedisSessions},
     },
-    telemetry::clip,
+    telemetry::id_prefix,
 };
 
 /// The bounds on sessions; settings MCP_MAX_SESSIONS, MCP_MAX_SESSIONS_PER_CLIENT and
@@ -182,11 +183,15 @@ impl Sessions {
             Ok(Err(Over::Owner)) => Err(Full::Owner(self.limits.max_per_owner)),
             Ok(Err(Over::Server)) => Err(Full::Server(self.limits.max_total)),
             Err(trouble) if shared.redis().on_trouble == OnTrouble::Closed => {
-                tracing::warn!(event = "session_caps_unavailable", error = %trouble, "shared session caps unavailable: refusing");
+                Refusals::server().record("session_caps_unavailable", || {
+                    tracing::warn!(event = "session_caps_unavailable", error = %trouble, "shared session caps unavailable: refusing");
+                });
                 Err(Full::Unavailable)
             }
             Err(trouble) => {
-                tracing::warn!(event = "session_caps_fallback", error = %trouble, "shared session caps unavailable: this replica's own decide");
+                Refusals::server().record("session_caps_fallback", || {
+                    tracing::warn!(event = "session_caps_fallback", error = %trouble, "shared session caps unavailable: this replica's own decide");
+                });
                 Ok(reservation)
             }
         }
@@ -434,7 +439,7 @@ impl Drop for RestoreTurn {
         let (sessions, id, number) = (self.sessions.clone(), self.id.clone(), self.number);
         tracing::warn!(
             event = "session_restore_abandoned",
-            session_id = %clip(&id),
+            session_id = %id_prefix(&id),
             "a session's restore ended before its handshake was replayed: its half-made worker is closed, and the next request restores it afresh"
         );
         match tokio::runtime::Handle::try_current() {

@@ -1,6 +1,10 @@
 //! One Redis for every replica: a multiplexed connection that reconnects by itself (with
 //! backoff), every command bounded by the command timeout, and one answer to "what if Redis is
 //! down" (`MCP_REDIS_ON_FAILURE`): fall back to this process's own state, or refuse.
+//!
+//! A circuit breaker keeps that answer cheap: after [`FAILURES_TO_OPEN`] failed commands in a
+//! row, commands fail at once, without waiting out the timeout, until the probe (a PING a
+//! second) gets an answer again. `redis_down` and `redis_up` are logged once per change.
 
 use std::{
     sync::{
@@ -41,9 +45,18 @@ pub struct Redis {
     pub on_trouble: OnTrouble,
     /// Whether the last command (or health probe) got an answer.
     up: AtomicBool,
+    /// Failed commands in a row; at [`FAILURES_TO_OPEN`] the breaker opens.
+    failing: AtomicU64,
+    /// Whether Redis ever answered (its first answer is logged).
+    answered: AtomicBool,
+    /// Open: commands fail at once; only the probe reaches Redis, and closes it on an answer.
+    open: AtomicBool,
     /// Commands that failed or timed out since start.
     failures: AtomicU64,
 }
+
+/// Failed commands in a row that open the breaker: a single slow answer does not.
+pub const FAILURES_TO_OPEN: u64 = 3;
 
 impl Redis {
     /// Connects lazily (the first command, or the health probe, opens the connection), so a
@@ -63,6 +76,9 @@ impl Redis {
             timeout,
             on_trouble,
             up: AtomicBool::new(false),
+            failing: AtomicU64::new(0),
+            answered: AtomicBool::new(false),
+            open: AtomicBool::new(false),
             failures: AtomicU64::new(0),
         });
         // A probe every second keeps `/readyz` current and reconnects while idle; it ends with
@@ -73,7 +89,11 @@ impl Redis {
             loop {
                 tick.tick().await;
                 let Some(redis) = probe.upgrade() else { return };
-                let _ = redis.run::<String>(redis::cmd("PING")).await;
+                let mut connection = redis.connection.clone();
+                let answer =
+                    tokio::time::timeout(redis.timeout, redis::cmd("PING").query_async::<String>(&mut connection))
+                        .await;
+                let _ = redis.settle(answer);
             }
         });
         Ok(redis)
@@ -94,6 +114,7 @@ impl Redis {
 
     /// Runs `command` within the command timeout.
     pub async fn run<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Trouble> {
+        self.closed()?;
         let mut connection = self.connection.clone();
         let answer = tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await;
         self.settle(answer)
@@ -106,6 +127,7 @@ impl Redis {
         keys: &[&str],
         args: &[String],
     ) -> Result<T, Trouble> {
+        self.closed()?;
         let mut invocation = script.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -120,11 +142,22 @@ impl Redis {
 
     /// Reads a JSON value stored at `key`.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Trouble> {
+        self.closed()?;
         let mut connection = self.connection.clone();
         let answer = tokio::time::timeout(self.timeout, connection.get::<_, Option<String>>(key)).await;
         let raw = self.settle(answer)?;
         raw.map(|raw| serde_json::from_str(&raw).map_err(|e| Trouble(format!("unreadable value at {key}: {e}"))))
             .transpose()
+    }
+
+    /// `Err` at once while the breaker is open.
+    fn closed(&self) -> Result<(), Trouble> {
+        if self.open.load(Ordering::Relaxed) {
+            return Err(Trouble(
+                "Redis is down (it failed repeatedly; retried once a second in the background)".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn settle<T>(&self, answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Result<T, Trouble> {
@@ -136,16 +169,22 @@ impl Redis {
                 self.timeout.as_millis()
             ))),
         };
-        let was_up = self.up.swap(result.is_ok(), Ordering::Relaxed);
+        self.up.store(result.is_ok(), Ordering::Relaxed);
         match &result {
             Err(trouble) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                if was_up {
-                    tracing::warn!(event = "redis_down", error = %trouble, "Redis stopped answering");
+                let in_a_row = self.failing.fetch_add(1, Ordering::Relaxed) + 1;
+                if in_a_row >= FAILURES_TO_OPEN && !self.open.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(event = "redis_down", error = %trouble, failures_in_a_row = in_a_row, "Redis stopped answering: commands fail at once until it answers again");
                 }
             }
-            Ok(_) if !was_up => tracing::info!(event = "redis_up", "Redis answers"),
-            Ok(_) => {}
+            Ok(_) => {
+                self.failing.store(0, Ordering::Relaxed);
+                // The first answer, and the first after the breaker opened.
+                if self.open.swap(false, Ordering::Relaxed) || !self.answered.swap(true, Ordering::Relaxed) {
+                    tracing::info!(event = "redis_up", "Redis answers");
+                }
+            }
         }
         result
     }
