@@ -400,7 +400,7 @@ async fn a_duplicate_key_gets_a_json_rpc_400_not_415() {
 }
 
 /// Refusals past the edge, on every transport's shared path, are summarised like the edge's:
-/// a flood of rate-limited calls, or of reads of tasks that do not exist, logs the first of
+/// a flood of rate-limited calls, or of reads of tasks that do not exist, logs the first 10 of
 /// each kind a second in full, then one `request_refusals` line with the count.
 #[tokio::test]
 async fn a_flood_of_refused_calls_is_logged_a_line_a_second() {
@@ -441,14 +441,16 @@ async fn a_flood_of_refused_calls_is_logged_a_line_a_second() {
     assert_eq!(tasks["reason"], "-32602", "{tasks}");
     let refused =
         |l: &Value| l["event"] == "request" && (l["decision"] == "rate_limited" || l["method"] == "tasks/get");
+    // The first 10 of each kind a second in full (a model's few mistakes all show), the rest
+    // counted.
     let written = logs.json().into_iter().filter(refused).count();
-    assert!(written <= 8, "{written} lines for 60 refusals");
-    let counted: u64 = logs
+    assert!(written <= 40, "{written} lines for 60 refusals");
+    let not_logged: u64 = logs
         .events("request_refusals")
         .iter()
-        .map(|l| l["count"].as_u64().unwrap())
+        .map(|l| l["not_logged"].as_u64().unwrap())
         .sum();
-    assert!(counted >= 40, "{counted}: both kinds summed up");
+    assert_eq!(written as u64 + not_logged, 60, "each refusal logged or counted");
 }
 
 #[tokio::test]

@@ -237,24 +237,27 @@ async fn a_silent_redis_is_skipped_at_once_once_the_breaker_opens() {
     let down = server.server.logs.wait_for("redis_down").await;
     assert_eq!(down["level"], "WARN", "{down}");
     let started = Instant::now();
-    for _ in 0..10 {
+    for _ in 0..40 {
         let (ok, message) = fetch(&server, &upstream, ALICE).await;
         assert!(ok, "failing open, calls go on: {message}");
     }
     // Each would wait out the 1 s timeout without the breaker.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let logs = &server.server.logs;
     assert_eq!(logs.events("redis_down").len(), 1);
+    // At most 10 fallback lines a second in full, the rest counted.
+    let logged = logs.events("rate_limit_fallback").len() as u64;
+    let not_logged: u64 = logs
+        .events("request_refusals")
+        .iter()
+        .filter(|l| l["reason"] == "rate_limit_fallback")
+        .map(|l| l["not_logged"].as_u64().unwrap())
+        .sum();
     assert!(
-        logs.events("rate_limit_fallback").len() <= 2,
-        "{:#?}",
-        logs.events("rate_limit_fallback")
+        not_logged > 0 && logged + not_logged == 40,
+        "{logged} logged, {not_logged} counted"
     );
-    let summary = logs
-        .wait_for_match(|l| l["event"] == "request_refusals" && l["reason"] == "rate_limit_fallback")
-        .await;
-    assert!(summary["count"].as_u64() >= Some(2), "{summary}");
     drop(silent);
 }
 

@@ -8,6 +8,9 @@
 //! - 150 unauthenticated 4 MiB bodies at once: peak memory under 128 MiB.
 //! - JWKS down, 200 tokens with unknown key ids: at most one fetch per cooldown.
 //! - 10,000 refused requests: under 512 bytes of stderr each on average.
+//! - What an admitted request may cost (`abuse_admitted`): 4 MiB and 16 MiB arrays of zeros
+//!   over HTTP (stateless and in a session) and stdio, answers to requests repeating megabytes,
+//!   calls while Redis is silent, and the log a 60 s flood of rate-limited calls writes.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -25,7 +28,10 @@ use tokio::{
     net::{TcpListener, TcpSocket, TcpStream},
 };
 
-use crate::server::{Server, Transport};
+use crate::{
+    abuse_admitted,
+    server::{Server, Transport},
+};
 
 const MIB: f64 = 1.0;
 const MEMORY_CEILING: f64 = 128.0 * MIB;
@@ -33,14 +39,14 @@ const MEMORY_RETURN: f64 = 20.0 * MIB;
 /// Simultaneous connections a flood uses (besides the slowloris one).
 const CLIENTS: usize = 16;
 
-struct Row {
+pub(crate) struct Row {
     check: String,
     figure: String,
     bound: String,
     ok: bool,
 }
 
-fn row(check: &str, figure: String, bound: &str, ok: bool) -> Row {
+pub(crate) fn row(check: &str, figure: String, bound: &str, ok: bool) -> Row {
     Row {
         check: check.into(),
         figure,
@@ -63,6 +69,14 @@ pub async fn run(binary: &Path) -> bool {
     rows.extend(jwks_down(binary).await);
     eprintln!("abuse: 10,000 refused requests");
     rows.extend(refusal_logs(binary).await);
+    eprintln!("abuse: 4 MiB and 16 MiB arrays of zeros");
+    rows.extend(abuse_admitted::parse_amplification(binary).await);
+    eprintln!("abuse: answers to requests repeating megabytes");
+    rows.extend(abuse_admitted::echoes(binary).await);
+    eprintln!("abuse: Redis silent");
+    rows.extend(abuse_admitted::redis_silent(binary).await);
+    eprintln!("abuse: rate-limited calls for 60 s");
+    rows.extend(abuse_admitted::refused_call_logs(binary).await);
 
     println!("| check | figure | bound | |\n|---|---:|---:|---|");
     for r in &rows {
