@@ -1,5 +1,6 @@
-//! Refusals at the HTTP edge (401, 403, 408, 413, 429, 503, refused connections), logged so a
-//! flood cannot flood stderr: the first refusal of each kind in a second is logged in full;
+//! Refusals at the HTTP edge (401, 403, 408, 413, 429, 503, refused connections, connections
+//! the system would not let it accept, say out of file descriptors), logged so a flood cannot
+//! flood stderr: the first refusal of each kind in a second is logged in full;
 //! the rest of that second are counted and summed up in one `edge_refusals` line per kind.
 
 use std::{
