@@ -26,12 +26,15 @@ LABEL org.opencontainers.image.title="mcp-starter" \
       org.opencontainers.image.base.name="gcr.io/distroless/cc-debian13:nonroot"
 COPY --from=build /usr/local/bin/mcp-starter /usr/local/bin/mcp-starter
 USER 65532:65532
+# Health endpoints also on a listener of their own, which a flood of MCP connections cannot
+# starve; on loopback, where the HEALTHCHECK below probes it (Kubernetes binds it wider).
 ENV MCP_TRANSPORT=http \
-    MCP_BIND=0.0.0.0:8080
+    MCP_BIND=0.0.0.0:8080 \
+    MCP_HEALTH_BIND=127.0.0.1:8081
 EXPOSE 8080
 # SIGTERM starts the drain: readiness turns 503, calls in flight finish, then exit 0.
 STOPSIGNAL SIGTERM
-# No shell or curl in the image: the binary probes its own /healthz.
+# No shell or curl in the image: the binary probes its own /healthz, on MCP_HEALTH_BIND.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=5s --retries=3 \
     CMD ["/usr/local/bin/mcp-starter", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/mcp-starter"]

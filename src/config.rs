@@ -76,6 +76,12 @@ pub struct ServeConfig {
     #[arg(long, env = "MCP_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Address of a listener of its own for /healthz and /readyz (HTTP transport), with a small
+    /// connection cap of its own, so a flood of MCP connections cannot starve the probes; off
+    /// when unset (they are always served on the MCP port too).
+    #[arg(long, env = "MCP_HEALTH_BIND", value_name = "ADDR")]
+    pub health_bind: Option<SocketAddr>,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, env = "MCP_DRAIN_TIMEOUT", default_value = "25", value_name = "SECONDS",
           value_parser = seconds_in(0..=3600))]
@@ -616,14 +622,18 @@ impl ServeConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckConfig {
-    /// Health URL to probe [default: /healthz on MCP_BIND, through loopback when it binds
-    /// all interfaces].
+    /// Health URL to probe [default: /healthz on MCP_HEALTH_BIND when set, else on MCP_BIND,
+    /// through loopback when it binds all interfaces].
     #[arg(long, env = "MCP_HEALTHCHECK_URL", value_parser = http_url)]
     pub url: Option<Url>,
 
     /// Address the server listens on; used to build the default URL.
     #[arg(long, env = "MCP_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub bind: SocketAddr,
+
+    /// Address of the server's health listener; when set, the default URL is on it.
+    #[arg(long, env = "MCP_HEALTH_BIND", value_name = "ADDR")]
+    pub health_bind: Option<SocketAddr>,
 
     /// Seconds to wait for an answer.
     #[arg(long, env = "MCP_HEALTHCHECK_TIMEOUT", default_value = "3", value_name = "SECONDS",
@@ -632,12 +642,13 @@ pub struct HealthcheckConfig {
 }
 
 impl HealthcheckConfig {
-    /// The URL to probe: the explicit one, or `/healthz` on the bind address.
+    /// The URL to probe: the explicit one, or `/healthz` on the health listener, else on the
+    /// bind address.
     pub fn target(&self) -> Url {
         if let Some(url) = &self.url {
             return url.clone();
         }
-        let mut addr = self.bind;
+        let mut addr = self.health_bind.unwrap_or(self.bind);
         if addr.ip().is_unspecified() {
             // A server bound to 0.0.0.0 / [::] is reachable through loopback.
             addr.set_ip(match addr {
@@ -811,9 +822,15 @@ mod tests {
         let cfg = HealthcheckConfig {
             url: None,
             bind: "0.0.0.0:9000".parse().unwrap(),
+            health_bind: None,
             timeout: Duration::from_secs(1),
         };
         assert_eq!(cfg.target().as_str(), "http://127.0.0.1:9000/healthz");
+        let cfg = HealthcheckConfig {
+            health_bind: Some("0.0.0.0:9001".parse().unwrap()),
+            ..cfg
+        };
+        assert_eq!(cfg.target().as_str(), "http://127.0.0.1:9001/healthz");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod healthcheck;
 )]
 pub mod http;
 pub mod metrics;
+mod open_files;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod parse_budget;
@@ -51,17 +52,27 @@ pub enum StartError {
 /// Runs the server until its transport ends (stdin closed) or a signal has drained it.
 pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
-    // Over HTTP the address is bound first: without a public URL (loopback only), the address
-    // bound, port 0 resolved, is the server's URL and the audience its tokens name.
-    let listener = match config.transport {
+    let open_file_limit = open_files::raise();
+    // Over HTTP the connection caps must fit under the open-file limit, and the address is
+    // bound first: without a public URL (loopback only), the address bound, port 0 resolved,
+    // is the server's URL and the audience its tokens name.
+    let (listener, health_listener) = match config.transport {
         Transport::Http => {
+            let health = config.health_bind.map_or(0, |_| http::HEALTH_CONNECTIONS);
+            if let Some(limit) = open_file_limit {
+                open_files::check(config.http.max_connections, health, limit).map_err(StartError::Config)?;
+            }
             let listener = http::bind(config.bind).await.map_err(StartError::Runtime)?;
             if config.http.public_url.is_none() {
                 config.http.public_url = Some(http::bound_url(&listener).map_err(StartError::Runtime)?);
             }
-            Some(listener)
+            let health_listener = match config.health_bind {
+                Some(bind) => Some(http::bind_health(bind).await.map_err(StartError::Runtime)?),
+                None => None,
+            };
+            (Some(listener), health_listener)
         }
-        Transport::Stdio => None,
+        Transport::Stdio => (None, None),
     };
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
     let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts());
@@ -145,6 +156,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         auth = ?config.auth.auth,
         drain_timeout_s = config.drain_timeout.as_secs(),
         shared_state = if redis.is_some() { "redis" } else { "memory" },
+        open_file_limit,
         "starting"
     );
     match config.transport {
@@ -156,6 +168,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         Transport::Http => http::run(
             &config,
             listener.expect("bound above for HTTP"),
+            health_listener,
             server,
             shutdown,
             verifier,

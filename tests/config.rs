@@ -20,6 +20,7 @@ fn help_lists_every_setting_with_its_environment_variable() {
     let settings = [
         ("--transport", "MCP_TRANSPORT"),
         ("--bind", "MCP_BIND"),
+        ("--health-bind", "MCP_HEALTH_BIND"),
         ("--drain-timeout", "MCP_DRAIN_TIMEOUT"),
         ("--log-format", "MCP_LOG_FORMAT"),
         ("--log-level", "MCP_LOG_LEVEL"),
@@ -85,6 +86,8 @@ fn help_lists_every_setting_with_its_environment_variable() {
         "MCP_HEALTHCHECK_URL",
         "--bind",
         "MCP_BIND",
+        "--health-bind",
+        "MCP_HEALTH_BIND",
         "--timeout",
         "MCP_HEALTHCHECK_TIMEOUT",
     ] {

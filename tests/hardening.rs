@@ -1,8 +1,8 @@
 //! What one hostile client can make the HTTP server hold, over the real protocol: sessions
 //! (capped in all and per caller, owned by their caller, given back on DELETE and on idle),
 //! connections (capped in all and per address, closed when slow or idle), event streams,
-//! bodies (read only after authentication, within a time limit), ambiguous requests, and the
-//! log lines a flood of refusals writes.
+//! bodies (read only after authentication, within a time limit), ambiguous requests, the log
+//! lines a flood of refusals writes, and the open-file limit all those connections need.
 
 mod support;
 
@@ -635,4 +635,153 @@ async fn request_bytes_held_at_once_have_a_budget() {
     assert_eq!(answer.status, 408);
     let served = exchange(server.addr, &raw::post(&padded[..2040], &auth)).await;
     assert_ne!(served.status, 503, "{served:?}");
+}
+
+/// `serve` over HTTP on an ephemeral loopback port, started under the open-file limit
+/// `soft`/`hard`, with stderr piped.
+fn serve_with_open_files(soft: u64, hard: u64, envs: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(support::BIN);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MCP_") || k == "RUST_LOG") {
+        command.env_remove(key);
+    }
+    command
+        .arg("serve")
+        .envs([
+            ("MCP_TRANSPORT", "http"),
+            ("MCP_BIND", "127.0.0.1:0"),
+            ("MCP_LOG_FORMAT", "json"),
+        ])
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit, async-signal-safe, on a value prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command.spawn().expect("spawning the server")
+}
+
+/// The `starting` line of a server that goes on to listen.
+async fn starting_line(child: &mut tokio::process::Child) -> Value {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut starting = None;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let line: Value = serde_json::from_str(&line).unwrap();
+            match line["event"].as_str() {
+                Some("starting") => starting = Some(line),
+                Some("listening") => return,
+                _ => {}
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server listens within 10 s");
+    starting.expect("a starting line before the listening one")
+}
+
+#[tokio::test]
+async fn the_open_file_limit_is_raised_and_must_hold_the_connection_cap() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct passed.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    let hard = limit.rlim_max;
+    assert!(hard >= 1024, "this test needs a hard open-file limit of 1,024 or more");
+
+    // A soft limit of 256 is raised to the hard one: 300 connections fit, and the limit is logged.
+    let mut raised = serve_with_open_files(256, hard, &[("MCP_MAX_CONNECTIONS", "300")]);
+    let starting = starting_line(&mut raised).await;
+    assert_eq!(starting["open_file_limit"], hard, "{starting}");
+
+    // With 256 as the hard limit too, the default 1,024 connections cannot fit: exit 2, one line.
+    let refused = serve_with_open_files(256, 256, &[]).wait_with_output().await.unwrap();
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for words in [
+        "MCP_MAX_CONNECTIONS",
+        "is 1024",
+        "open-file limit is 256",
+        "at most 128",
+    ] {
+        assert!(stderr.contains(words), "'{words}' missing from: {stderr}");
+    }
+    assert!(refused.stdout.is_empty());
+
+    // A cap that fits starts; the health listener's connections count too.
+    let mut fits = serve_with_open_files(256, 256, &[("MCP_MAX_CONNECTIONS", "128")]);
+    assert_eq!(starting_line(&mut fits).await["open_file_limit"], 256);
+    let with_health = [("MCP_MAX_CONNECTIONS", "128"), ("MCP_HEALTH_BIND", "127.0.0.1:0")];
+    let refused = serve_with_open_files(256, 256, &with_health)
+        .wait_with_output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("64 for the health listener") && stderr.contains("at most 64"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn accept_failures_are_logged_once_a_second_and_the_server_recovers() {
+    let upstream = FakeUpstream::start().await;
+    let server = HttpServer::start(&upstream, &[]).await;
+    let pid = server.server.pid();
+    // Lower the running server's limit to what it holds now, plus a few: new connections soon
+    // find no descriptor left (EMFILE).
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+    let limit = libc::rlimit {
+        rlim_cur: open + 4,
+        rlim_max: open + 4,
+    };
+    // SAFETY: prlimit on our own child, with a valid struct and no old-limit pointer.
+    assert_eq!(
+        unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) },
+        0
+    );
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let logs = &server.server.logs;
+    let full = logs.events("accept_failed");
+    // Retried every 50 ms for 2.5 s, but logged in full once a second at most.
+    assert!(!full.is_empty() && full.len() <= 3, "{full:#?}");
+    assert!(full[0]["error"].as_str().unwrap().contains("files"), "{:#}", full[0]);
+    let counted: u64 = logs
+        .events("edge_refusals")
+        .iter()
+        .filter(|l| l["reason"] == "accept_failed")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert!(counted >= 10, "the summaries count the failed accepts: {counted}");
+
+    // Once the connections are gone, the server accepts again.
+    drop(held);
+    let answer = exchange(
+        server.addr,
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
 }

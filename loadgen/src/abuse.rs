@@ -5,6 +5,8 @@
 //!   128 MiB, and memory comes back (within 20 MiB of the start) 10 s after the sessions end.
 //! - 1,000 slow-header connections from one address: `/healthz`, asked from another address
 //!   throughout, answers within 1 s.
+//! - 1,100 slow-header connections from 6 addresses, at the global cap: `/healthz` on the health
+//!   listener answers within 1 s, and with a 1,024 file limit no accept fails (`abuse_health.rs`).
 //! - 150 unauthenticated 4 MiB bodies at once: peak memory under 128 MiB.
 //! - JWKS down, 200 tokens with unknown key ids: at most one fetch per cooldown.
 //! - 10,000 refused requests: under 512 bytes of stderr each on average.
@@ -63,6 +65,8 @@ pub async fn run(binary: &Path) -> bool {
     rows.extend(sessions(binary).await);
     eprintln!("abuse: 1,000 slow-header connections");
     rows.extend(slowloris(binary).await);
+    eprintln!("abuse: 1,100 slow-header connections from 6 addresses, /healthz on the health listener");
+    rows.extend(crate::abuse_health::health_under_connection_flood(binary).await);
     eprintln!("abuse: 150 unauthenticated 4 MiB bodies");
     rows.extend(big_bodies(binary).await);
     eprintln!("abuse: JWKS down, 200 unknown key ids");
@@ -113,7 +117,7 @@ async fn start_with_tokens(binary: &Path, tokens: &[String]) -> Server {
 }
 
 /// One HTTP/1.1 exchange on a kept-alive connection: status, `Mcp-Session-Id`, body.
-async fn exchange(tcp: &mut TcpStream, request: &str) -> Option<(u16, Option<String>)> {
+pub(crate) async fn exchange(tcp: &mut TcpStream, request: &str) -> Option<(u16, Option<String>)> {
     tcp.write_all(request.as_bytes()).await.ok()?;
     let mut bytes = Vec::new();
     let mut buf = [0u8; 8192];
@@ -261,7 +265,7 @@ async fn sessions(binary: &Path) -> Vec<Row> {
     ]
 }
 
-async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from, 0))?;
     socket.connect(to).await

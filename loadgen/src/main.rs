@@ -19,6 +19,7 @@
 
 mod abuse;
 mod abuse_admitted;
+mod abuse_health;
 mod bitmap_text;
 mod collector;
 mod compare;

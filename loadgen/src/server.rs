@@ -4,12 +4,13 @@
 //! SIGUSR1 (bench builds only).
 
 use std::{
+    collections::HashMap,
     io::{BufRead, BufReader},
     net::SocketAddr,
     path::Path,
     process::{Command, Stdio},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -62,6 +63,9 @@ pub struct Server {
     allocations: mpsc::UnboundedReceiver<u64>,
     /// The bound address (HTTP), read from the `listening` log line.
     pub addr: Option<SocketAddr>,
+    /// The other listeners' addresses, by the event that logged them (`health_listening`,
+    /// `metrics_listening`); logged before `listening`, so known once it is.
+    listeners: Arc<Mutex<HashMap<String, SocketAddr>>>,
     /// The JSON-RPC pipes (stdio).
     pub pipes: Option<(ChildStdin, AsyncBufReader<ChildStdout>)>,
 }
@@ -75,6 +79,11 @@ impl Server {
 
     /// [`Self::start`] with environment variables set (the OpenTelemetry ones, say).
     pub async fn start_with(binary: &Path, transport: Transport, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Self::spawn(Self::command(binary, transport, args, envs), transport).await
+    }
+
+    /// The command [`Self::start_with`] runs, for a caller that adds to it before [`Self::spawn`].
+    pub fn command(binary: &Path, transport: Transport, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut command = Command::new(binary);
         // Only the settings given here count, not whatever the caller's shell has set.
         for (key, _) in
@@ -95,7 +104,7 @@ impl Server {
             ])
             .args(["--rate-limits", GENEROUS_QUOTA])
             .args(args);
-        Self::spawn(command, transport).await
+        command
     }
 
     /// Starts a baseline from `baselines/` (`bare-rmcp`, `axum-floor`) on `transport`.
@@ -108,7 +117,8 @@ impl Server {
         Self::spawn(command, transport).await
     }
 
-    async fn spawn(mut command: Command, transport: Transport) -> Server {
+    /// Starts `command`; HTTP returns once it listens, stdio at once.
+    pub async fn spawn(mut command: Command, transport: Transport) -> Server {
         crate::pin::server(&mut command);
         let program = command.get_program().to_owned();
         let mut child = command
@@ -127,6 +137,8 @@ impl Server {
         let stderr_bytes = Arc::new(AtomicU64::new(0));
         let counted = stderr_bytes.clone();
         let (allocations_tx, allocations) = mpsc::unbounded_channel();
+        let listeners = Arc::new(Mutex::new(HashMap::new()));
+        let found = listeners.clone();
         std::thread::spawn(move || {
             let mut listening = Some(listening);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -135,6 +147,13 @@ impl Server {
                     continue;
                 }
                 counted.fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
+                if line.contains(r#"_listening""#)
+                    && let Ok(line) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let (Some(event), Some(addr)) = (line["event"].as_str(), line["addr"].as_str())
+                    && let Ok(addr) = addr.parse()
+                {
+                    found.lock().unwrap().insert(event.to_owned(), addr);
+                }
                 if line.contains(r#""event":"listening""#)
                     && let Some(tx) = listening.take()
                 {
@@ -148,6 +167,7 @@ impl Server {
             stderr_bytes,
             allocations,
             addr: None,
+            listeners,
             pipes: None,
         };
         match transport {
@@ -166,6 +186,11 @@ impl Server {
             }
         }
         server
+    }
+
+    /// The address another listener logged with `event` (e.g. `health_listening`).
+    pub fn listener(&self, event: &str) -> Option<SocketAddr> {
+        self.listeners.lock().unwrap().get(event).copied()
     }
 
     /// Resident memory now and at its peak, in MiB (VmRSS and VmHWM of /proc/<pid>/status).

@@ -58,8 +58,15 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
+                    // Out of file descriptors and the like: back off instead of spinning, and
+                    // log it as a refusal, once a second in full, not at every retry.
+                    refusals.record("accept_failed", || {
+                        tracing::warn!(
+                            event = "accept_failed",
+                            %error,
+                            "accepting a connection failed; retrying every 50 ms"
+                        );
+                    });
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

@@ -1,5 +1,6 @@
 //! The Streamable HTTP transport under axum: `/mcp` for MCP, `/healthz` and `/readyz` for
-//! orchestrators, and the protected-resource metadata when authentication is on.
+//! orchestrators (also on a listener of their own with `--health-bind`), and the
+//! protected-resource metadata when authentication is on.
 //! Connections are bounded in `connections`; every check before rmcp is one layer, `edge`,
 //! which reads in the order a request meets the checks.
 
@@ -40,6 +41,17 @@ use crate::{
 /// How long open connections get to finish after the drain before the process exits anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Open connections on the health listener (MCP_HEALTH_BIND). Probes come a few at a time from
+/// a kubelet or a container runtime and send their request at once, so its bounds are small
+/// and fixed; a flood on the MCP port never counts against them.
+pub const HEALTH_CONNECTIONS: usize = 64;
+const HEALTH_LIMITS: ConnectionLimits = ConnectionLimits {
+    max_total: HEALTH_CONNECTIONS,
+    max_per_client: HEALTH_CONNECTIONS / 4,
+    header_timeout: Duration::from_secs(5),
+    idle_timeout: Duration::from_secs(10),
+};
+
 /// This server's MCP resource URL: the public URL with `/mcp` appended to its path.
 pub fn resource_url(public_url: &Url) -> Url {
     let mut url = public_url.clone();
@@ -47,12 +59,22 @@ pub fn resource_url(public_url: &Url) -> Url {
     url
 }
 
+/// The health endpoints, open: on the MCP listener and on the health listener.
+fn health_routes(readiness: health::Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(readiness)
+}
+
 /// Builds the router: MCP behind its edge layer; health endpoints and metadata open.
+#[allow(clippy::too_many_arguments, reason = "each is one part of the server, built once")]
 pub fn app(
     config: &ServeConfig,
     public_url: &Url,
     server: McpServer,
     shutdown: Shutdown,
+    health: Router,
     verifier: Option<Arc<Verifier>>,
     stop: CancellationToken,
     refusals: Arc<Refusals>,
@@ -105,7 +127,6 @@ pub fn app(
         .disable_allowed_hosts()
         .with_cancellation_token(stop);
     rmcp_config.session_store = shared_sessions.map(|s| s as Arc<dyn SessionStore>);
-    let shared = server.shared().cloned();
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), rmcp_config);
 
     let edge = Arc::new(edge::Edge {
@@ -125,14 +146,7 @@ pub fn app(
     let mcp = Router::new()
         .route_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(edge, edge::handle));
-    let mut app = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .with_state(health::Readiness {
-            shutdown,
-            redis: shared,
-        })
-        .merge(mcp);
+    let mut app = health.merge(mcp);
     if oauth {
         let documents = Router::new()
             .route(
@@ -175,6 +189,16 @@ pub async fn bind(bind: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
         .map_err(|e| format!("cannot listen on {bind} (setting: --bind, env MCP_BIND): {e}"))
 }
 
+/// Listens on `bind` for the health endpoints alone; logs the address bound (port 0 resolved).
+pub async fn bind_health(bind: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind} (setting: --health-bind, env MCP_HEALTH_BIND): {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(event = "health_listening", %addr, "serving /healthz and /readyz on a listener of their own");
+    Ok(listener)
+}
+
 /// The URL of the address `listener` holds (port 0 resolved): a loopback server's own URL
 /// when no public URL is set.
 pub fn bound_url(listener: &tokio::net::TcpListener) -> Result<Url, String> {
@@ -182,10 +206,12 @@ pub fn bound_url(listener: &tokio::net::TcpListener) -> Result<Url, String> {
     Url::parse(&format!("http://{addr}")).map_err(|e| e.to_string())
 }
 
-/// Serves HTTP on `listener` until a signal, then drains and exits.
+/// Serves HTTP on `listener` (and the health endpoints on `health_listener`, when given)
+/// until a signal, then drains and exits.
 pub async fn run(
     config: &ServeConfig,
     listener: tokio::net::TcpListener,
+    health_listener: Option<tokio::net::TcpListener>,
     server: McpServer,
     shutdown: Shutdown,
     verifier: Option<Arc<Verifier>>,
@@ -198,11 +224,16 @@ pub async fn run(
         .expect("`serve` sets the public URL when it binds");
     let stop = CancellationToken::new();
     let refusals = Refusals::start();
+    let health = health_routes(health::Readiness {
+        shutdown: shutdown.clone(),
+        redis: server.shared().cloned(),
+    });
     let app = app(
         config,
         &public_url,
         server,
         shutdown.clone(),
+        health.clone(),
         verifier,
         stop.clone(),
         refusals.clone(),
@@ -216,6 +247,18 @@ pub async fn run(
     };
     let closing = CancellationToken::new();
     let open = TaskTracker::new();
+    // The health listener answers through the drain (`/readyz` says 503) and stops with the
+    // MCP one.
+    let health_accepting = health_listener.map(|listener| {
+        tokio::spawn(connections::serve(
+            listener,
+            health,
+            HEALTH_LIMITS,
+            refusals.clone(),
+            closing.clone(),
+            TaskTracker::new(),
+        ))
+    });
     let accepting = tokio::spawn(connections::serve(
         listener,
         app,
@@ -235,6 +278,9 @@ pub async fn run(
     stop.cancel();
     closing.cancel();
     let _ = accepting.await;
+    if let Some(health_accepting) = health_accepting {
+        let _ = health_accepting.await;
+    }
     if tokio::time::timeout(CLOSE_TIMEOUT, open.wait()).await.is_err() {
         tracing::warn!("open connections did not close in time; exiting anyway");
     }
