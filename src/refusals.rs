@@ -1,7 +1,8 @@
 //! Refusals and other lines a flood would repeat, logged so the flood cannot flood stderr: the
 //! first few of each kind in a second are logged in full; the rest of that second are counted
 //! and summed up in one line per kind. The HTTP edge keeps one summary (`edge_refusals`: 401,
-//! 403, 408, 413, 429, 503, refused connections; the first of each kind in full); the server
+//! 403, 408, 413, 429, 503, refused connections, accepts that failed, say for want of a file
+//! descriptor; the first of each kind in full); the server
 //! another (`request_refusals`: calls the guard refused, requests a client got wrong, state it
 //! could not reach; the first 10 of each kind in full, so a model's few mistakes all show).
 
