@@ -307,3 +307,48 @@ async fn answers_stay_small_whatever_the_client_sent() {
         small(&answer, &line[..line.len().min(60)]);
     }
 }
+
+/// On stdio too, what requests in flight hold counts against the budget: while a slow call
+/// holds it all, the next request is answered with an error to retry, and once the call has
+/// been answered the same request is served.
+#[tokio::test]
+async fn stdio_requests_in_flight_share_the_budget() {
+    let upstream = FakeUpstream::start().await;
+    let mut stdio = StdioServer::start(
+        &upstream,
+        &[("MCP_MAX_BODY_BYTES", "1024"), ("MCP_MAX_BODY_BYTES_IN_FLIGHT", "1024")],
+    )
+    .await;
+    let (mut stdout, mut stdin) = stdio.raw();
+    upstream.set_delay(Duration::from_secs(2));
+    let slow = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": stateless(json!({ "name": "fetch_fixture", "arguments": { "url": upstream.data_url() } })) });
+    let list = |id: u64| json!({ "jsonrpc": "2.0", "id": id, "method": "tools/list", "params": stateless(json!({})) });
+    for line in [slow, list(2)] {
+        stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).await.unwrap();
+        answers.push(serde_json::from_str::<Value>(&answer).unwrap());
+    }
+    let (refused, called) = (&answers[0], &answers[1]);
+    assert_eq!(
+        (&refused["id"], &refused["error"]["code"]),
+        (&json!(2), &json!(-32000)),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MCP_MAX_BODY_BYTES_IN_FLIGHT")
+    );
+    assert_eq!(called["id"], 1, "{called}");
+    stdin.write_all(format!("{}\n", list(3)).as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).await.unwrap();
+    let served: Value = serde_json::from_str(&answer).unwrap();
+    assert!(served["result"]["tools"].is_array(), "{served}");
+}
