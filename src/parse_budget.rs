@@ -57,8 +57,12 @@ impl InFlightBudget {
         }
     }
 
-    pub fn max(&self) -> usize {
-        self.max
+    /// What a request that finds no room is told.
+    pub fn full(&self) -> String {
+        format!(
+            "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
+            self.max
+        )
     }
 
     /// `bytes` of the budget, or `None` when that much is not free now. A message that needs

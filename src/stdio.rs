@@ -270,12 +270,8 @@ impl<R: AsyncRead + Send + Unpin> Transport<RoleServer> for StdioTransport<R> {
                         continue;
                     };
                     let Some(bytes) = self.budget.try_hold(held_bytes) else {
-                        let message = format!(
-                            "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
-                            self.budget.max()
-                        );
-                        self.reply_error(Some(request.id), ErrorData::new(ErrorCode(-32000), message, None))
-                            .await;
+                        let error = ErrorData::new(ErrorCode(-32000), self.budget.full(), None);
+                        self.reply_error(Some(request.id), error).await;
                         continue;
                     };
                     let held = Held {

@@ -340,10 +340,7 @@ impl Edge {
             "body_budget_full",
             StatusCode::SERVICE_UNAVAILABLE,
             Value::Null,
-            &format!(
-                "this server holds as many request bytes as it may ({}, MCP_MAX_BODY_BYTES_IN_FLIGHT); retry shortly",
-                self.budget.max()
-            ),
+            &self.budget.full(),
             1,
         )
     }
