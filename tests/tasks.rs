@@ -349,7 +349,7 @@ async fn results_are_bounded_in_all_refusing_new_tasks_until_results_expire() {
     let second = tasks::finished(&client, &second.task_id, Duration::from_secs(5)).await;
     let message = error_text(&second);
     assert!(message.contains("did not fit"), "{message}");
-    assert!(message.contains("the most it keeps being 4096"), "{message}");
+    assert!(message.contains("keeps at most 4096"), "{message}");
 
     let refused = match tasks::call(&client, TOOL, many(&upstream, 1), "p").await {
         CallToolResponse::Complete(result) if result.is_error == Some(true) => support::text(&result),

@@ -157,8 +157,8 @@ impl Tasks {
             let retry_s = bytes.next_expiry_in_ms(now).div_ceil(1000).max(1);
             Some(format!(
                 "tool '{tool}' finished, but its result ({size} bytes) did not fit: the server holds {held} \
-                 bytes of task results, the most it keeps being {}; call it again in {retry_s} s, when the \
-                 oldest expires",
+                 bytes of task results and keeps at most {}; call it again in {retry_s} s, when the oldest \
+                 expires",
                 limits.max_result_bytes_in_all
             ))
         } else {
