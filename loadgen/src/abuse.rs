@@ -8,6 +8,7 @@
 //! - 150 unauthenticated 4 MiB bodies at once: peak memory under 128 MiB.
 //! - JWKS down, 200 tokens with unknown key ids: at most one fetch per cooldown.
 //! - 10,000 refused requests: under 512 bytes of stderr each on average.
+//! - 1,000 held tasks, and upstream sockets under a flood of them (`abuse_tasks.rs`).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -33,14 +34,14 @@ const MEMORY_RETURN: f64 = 20.0 * MIB;
 /// Simultaneous connections a flood uses (besides the slowloris one).
 const CLIENTS: usize = 16;
 
-struct Row {
+pub(crate) struct Row {
     check: String,
     figure: String,
     bound: String,
     ok: bool,
 }
 
-fn row(check: &str, figure: String, bound: &str, ok: bool) -> Row {
+pub(crate) fn row(check: &str, figure: String, bound: &str, ok: bool) -> Row {
     Row {
         check: check.into(),
         figure,
@@ -63,6 +64,8 @@ pub async fn run(binary: &Path) -> bool {
     rows.extend(jwks_down(binary).await);
     eprintln!("abuse: 10,000 refused requests");
     rows.extend(refusal_logs(binary).await);
+    eprintln!("abuse: 1,000 held tasks; 1,000 tasks against a slow upstream");
+    rows.extend(crate::abuse_tasks::held_tasks_and_upstream_sockets(binary).await);
 
     println!("| check | figure | bound | |\n|---|---:|---:|---|");
     for r in &rows {

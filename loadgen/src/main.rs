@@ -18,6 +18,7 @@
 //! `loadgen abuse <release binary>` runs `make abuse` instead (see `abuse.rs`).
 
 mod abuse;
+mod abuse_tasks;
 mod bitmap_text;
 mod collector;
 mod compare;
