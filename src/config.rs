@@ -363,6 +363,19 @@ pub struct TaskConfig {
     #[arg(long, env = "MCP_MAX_TASKS_PER_CLIENT", default_value_t = 20, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tasks_per_client: u32,
+
+    /// Largest task result kept, in bytes of its JSON; a larger one is replaced by an error
+    /// result saying how large it was.
+    #[arg(long, env = "MCP_MAX_TASK_RESULT_BYTES", default_value = "1048576", value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_task_result_bytes: u32,
+
+    /// Task result bytes held at once in all (at least --max-task-result-bytes); when full, new
+    /// tasks are refused with a retryable error until results expire. 32 MiB: with 1,000 tasks
+    /// running besides, the server stays under 128 MiB (`make abuse`).
+    #[arg(long, env = "MCP_MAX_TASK_RESULT_BYTES_IN_ALL", default_value = "33554432", value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_task_result_bytes_in_all: u32,
 }
 
 /// Shared state for replicas: with a Redis URL, rate limits, sessions and tasks live there.
@@ -452,6 +465,8 @@ impl TaskConfig {
             poll_interval: Duration::from_secs(1),
             max_total: self.max_tasks as usize,
             max_per_caller: self.max_tasks_per_client as usize,
+            max_result_bytes: self.max_task_result_bytes as usize,
+            max_result_bytes_in_all: self.max_task_result_bytes_in_all as usize,
         }
     }
 }
@@ -478,6 +493,12 @@ impl ServeConfig {
             return Err(format!(
                 "error: MCP_MAX_BODY_BYTES_IN_FLIGHT (--max-body-bytes-in-flight) is {} but must be at least MCP_MAX_BODY_BYTES (--max-body-bytes), {}",
                 self.http.max_body_bytes_in_flight, self.http.max_body_bytes
+            ));
+        }
+        if self.tasks.max_task_result_bytes_in_all < self.tasks.max_task_result_bytes {
+            return Err(format!(
+                "error: MCP_MAX_TASK_RESULT_BYTES_IN_ALL (--max-task-result-bytes-in-all) is {} but must be at least MCP_MAX_TASK_RESULT_BYTES (--max-task-result-bytes), {}",
+                self.tasks.max_task_result_bytes_in_all, self.tasks.max_task_result_bytes
             ));
         }
         if exposed && self.http.public_url.is_none() {
@@ -594,6 +615,18 @@ pub struct UpstreamConfig {
     #[arg(long, env = "MCP_UPSTREAM_ALLOW_PRIVATE", value_name = "CIDRS", value_delimiter = ',',
           value_parser = network)]
     pub upstream_allow_private: Vec<ipnet::IpNet>,
+
+    /// Upstream requests in flight at once, to all hosts; past it, a request waits for one to
+    /// end, within its attempt's time limit, then fails as busy (retryable).
+    #[arg(long, env = "MCP_UPSTREAM_MAX_CONNECTIONS", default_value = "256", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub upstream_max_connections: u32,
+
+    /// Upstream requests in flight at once to one host, and idle connections kept open to it;
+    /// past it, a request waits as for MCP_UPSTREAM_MAX_CONNECTIONS.
+    #[arg(long, env = "MCP_UPSTREAM_MAX_CONNECTIONS_PER_HOST", default_value = "64", value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub upstream_max_connections_per_host: u32,
 }
 
 impl ServeConfig {

@@ -73,6 +73,13 @@ fn help_lists_every_setting_with_its_environment_variable() {
         ("--upstream-backoff", "MCP_UPSTREAM_BACKOFF"),
         ("--upstream-allow-hosts", "MCP_UPSTREAM_ALLOW_HOSTS"),
         ("--upstream-allow-private", "MCP_UPSTREAM_ALLOW_PRIVATE"),
+        ("--upstream-max-connections", "MCP_UPSTREAM_MAX_CONNECTIONS"),
+        (
+            "--upstream-max-connections-per-host",
+            "MCP_UPSTREAM_MAX_CONNECTIONS_PER_HOST",
+        ),
+        ("--max-task-result-bytes", "MCP_MAX_TASK_RESULT_BYTES"),
+        ("--max-task-result-bytes-in-all", "MCP_MAX_TASK_RESULT_BYTES_IN_ALL"),
     ];
     for (flag, env) in settings {
         assert!(
@@ -162,6 +169,22 @@ fn bad_settings_stop_startup_with_one_line_and_exit_2() {
             &["serve"],
             &[("MCP_MAX_BODY_BYTES", "8192"), ("MCP_MAX_BODY_BYTES_IN_FLIGHT", "4096")],
             &["MCP_MAX_BODY_BYTES_IN_FLIGHT", "at least MCP_MAX_BODY_BYTES"],
+        ),
+        (
+            &["serve"],
+            &[
+                ("MCP_MAX_TASK_RESULT_BYTES", "8192"),
+                ("MCP_MAX_TASK_RESULT_BYTES_IN_ALL", "4096"),
+            ],
+            &["MCP_MAX_TASK_RESULT_BYTES_IN_ALL", "at least MCP_MAX_TASK_RESULT_BYTES"],
+        ),
+        (
+            &["serve", "--upstream-max-connections-per-host", "0"],
+            &[],
+            &[
+                "--upstream-max-connections-per-host",
+                "MCP_UPSTREAM_MAX_CONNECTIONS_PER_HOST",
+            ],
         ),
         (
             &["serve", "--max-sessions", "0"],

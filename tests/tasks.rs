@@ -292,3 +292,85 @@ async fn a_task_whose_tool_panics_fails_with_an_internal_error() {
         .await;
     assert_eq!(line["outcome"], "panicked", "{line}");
 }
+
+/// A completed task's result that is an error, and its text.
+fn error_text(task: &rmcp::model::DetailedTask) -> String {
+    let TaskPayload::Completed { result } = &task.payload else {
+        panic!("expected a completed task, got {task:?}")
+    };
+    assert_eq!(result["isError"], true, "{result:?}");
+    result_text(task)
+}
+
+#[tokio::test]
+async fn a_result_over_the_per_result_bound_is_kept_as_an_error_naming_its_size() {
+    let upstream = FakeUpstream::start().await;
+    let mut server = StdioServer::start(&upstream, &[("MCP_MAX_TASK_RESULT_BYTES", "2048")]).await;
+    let client = tasks::connect_stdio(&mut server, Generation::Stateless, true).await;
+
+    runs_to_its_result(&client, &upstream, "a small result").await;
+
+    upstream.always("/data", support::upstream::Reply::body("x".repeat(3000)));
+    let task = tasks::start(&client, TOOL, many(&upstream, 1)).await;
+    let done = tasks::finished(&client, &task.task_id, Duration::from_secs(10)).await;
+    let message = error_text(&done);
+    let size: usize = message
+        .split("its result was ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in: {message}"));
+    assert!((3000..3200).contains(&size), "{message}");
+    assert!(message.contains("more than the 2048 a task keeps"), "{message}");
+    let line = server.server.logs.wait_for("task_result_dropped").await;
+    assert_eq!(line["bytes"], size, "{line}");
+}
+
+/// Results fill the bytes held in all: a result that does not fit is kept as an error saying
+/// so, and then new tasks are refused, retryably, until results expire.
+#[tokio::test]
+async fn results_are_bounded_in_all_refusing_new_tasks_until_results_expire() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always("/data", support::upstream::Reply::body("x".repeat(3800)));
+    let env = [
+        ("MCP_MAX_TASK_RESULT_BYTES", "4096"),
+        ("MCP_MAX_TASK_RESULT_BYTES_IN_ALL", "4096"),
+        ("MCP_TASK_RESULT_TTL", "1"),
+        ("MCP_TOOL_TIMEOUTS", "fetch_fixture_many=1"),
+    ];
+    let mut server = StdioServer::start(&upstream, &env).await;
+    let client = tasks::connect_stdio(&mut server, Generation::Stateless, true).await;
+
+    let first = tasks::start(&client, TOOL, many(&upstream, 1)).await;
+    let first = tasks::finished(&client, &first.task_id, Duration::from_secs(5)).await;
+    assert_eq!(result_text(&first).len(), 3800);
+
+    let second = tasks::start(&client, TOOL, many(&upstream, 1)).await;
+    let second = tasks::finished(&client, &second.task_id, Duration::from_secs(5)).await;
+    let message = error_text(&second);
+    assert!(message.contains("did not fit"), "{message}");
+    assert!(message.contains("keeps at most 4096"), "{message}");
+
+    let refused = match tasks::call(&client, TOOL, many(&upstream, 1), "p").await {
+        CallToolResponse::Complete(result) if result.is_error == Some(true) => support::text(&result),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(refused.contains("was not started"), "{refused}");
+    assert!(
+        refused.contains("bytes of task results, the most it keeps (4096)"),
+        "{refused}"
+    );
+    let retry_s: u64 = refused
+        .split("retry in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in: {refused}"));
+    assert!((1..=2).contains(&retry_s), "{refused}");
+
+    // Once the results expire (the 1 s timeout + 1 s), there is room again.
+    tokio::time::sleep(Duration::from_secs(retry_s)).await;
+    let third = tasks::start(&client, TOOL, many(&upstream, 1)).await;
+    let third = tasks::finished(&client, &third.task_id, Duration::from_secs(5)).await;
+    assert_eq!(result_text(&third).len(), 3800);
+}

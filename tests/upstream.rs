@@ -438,3 +438,83 @@ async fn redirects_are_checked_like_the_first_url() {
     assert_fetched(&fetch(&client, &upstream).await);
     assert_eq!(elsewhere.data_hits(), 1);
 }
+
+/// Calls `fetch_fixture` on the fake's `/data` `n` times at once, over one client.
+async fn fetch_at_once(client: &Client, upstream: &FakeUpstream, n: usize) -> Vec<CallToolResult> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let peer = client.peer().clone();
+            let arguments = args(json!({ "url": upstream.data_url() }));
+            tokio::spawn(async move {
+                peer.call_tool(CallToolRequestParams::new(FETCH).with_arguments(arguments))
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.unwrap().expect("an upstream failure is a tool result"));
+    }
+    results
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_capped_per_host_and_in_all_and_the_rest_wait_their_turn() {
+    for cap in ["MCP_UPSTREAM_MAX_CONNECTIONS_PER_HOST", "MCP_UPSTREAM_MAX_CONNECTIONS"] {
+        let upstream = FakeUpstream::start().await;
+        upstream.set_delay(Duration::from_millis(400));
+        let server = HttpServer::start(&upstream, &[FAST, (cap, "2")]).await;
+        let client = server.connect(Generation::Stateless).await;
+        let started = Instant::now();
+        let results = fetch_at_once(&client, &upstream, 6).await;
+        let took = started.elapsed();
+        results.iter().for_each(assert_fetched);
+        assert_eq!(upstream.peak_in_flight(), 2, "{cap}: at most 2 requests at once");
+        assert_eq!(upstream.data_hits(), 6, "{cap}: each call sent once");
+        assert!(
+            took >= Duration::from_millis(1200),
+            "{cap}: 6 calls 2 at a time took {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_gets_no_connection_in_time_fails_as_busy_having_sent_nothing() {
+    let upstream = FakeUpstream::start().await;
+    upstream.always(DATA, Reply::hang());
+    let server = HttpServer::start(
+        &upstream,
+        &[
+            ("MCP_UPSTREAM_MAX_CONNECTIONS_PER_HOST", "2"),
+            // Waiting for a connection counts as connecting: at most 5 s of the 6.
+            ("MCP_UPSTREAM_TIMEOUT", "6"),
+            ("MCP_UPSTREAM_ATTEMPTS", "1"),
+        ],
+    )
+    .await;
+    let client = server.connect(Generation::Stateless).await;
+    let started = Instant::now();
+    let results = fetch_at_once(&client, &upstream, 4).await;
+    let took = started.elapsed();
+    let messages: Vec<_> = results.iter().map(text).collect();
+    assert!(results.iter().all(|r| r.is_error == Some(true)), "{messages:#?}");
+    let busy: Vec<_> = messages.iter().filter(|m| m.contains("the upstream is busy")).collect();
+    let timed_out = messages.iter().filter(|m| m.contains("timed out")).count();
+    assert_eq!((busy.len(), timed_out), (2, 2), "{messages:#?}");
+    for message in busy {
+        assert!(
+            message.contains("the 2 requests this server sends at once to 127.0.0.1"),
+            "{message}"
+        );
+        assert!(message.contains("in flight for the 5.0 s"), "{message}");
+        assert!(message.contains("nothing was sent"), "{message}");
+        assert!(message.contains("try again later"), "{message}");
+    }
+    assert_eq!(upstream.data_hits(), 2, "the waiting calls sent nothing");
+    assert!(
+        took < Duration::from_secs(9),
+        "each call ends at its 6 s limit: {took:?}"
+    );
+    let lines = attempts(&server.server.logs, DATA);
+    assert_eq!(lines.iter().filter(|l| l["error"] == "busy").count(), 2, "{lines:#?}");
+}

@@ -20,6 +20,7 @@
 mod abuse;
 mod abuse_admitted;
 mod abuse_health;
+mod abuse_tasks;
 mod bitmap_text;
 mod collector;
 mod compare;

@@ -227,6 +227,11 @@ impl Server {
         }
     }
 
+    /// The process id, for what /proc tells of it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Bytes written to stderr so far.
     pub fn stderr_bytes(&self) -> u64 {
         self.stderr_bytes.load(Ordering::Relaxed)

@@ -8,6 +8,7 @@
 //! TTL, its work stops at the tool's timeout or the end of a drain, and its state sits behind
 //! [`TaskStore`], so a shared store can hold it without touching tools.
 
+mod result_bytes;
 mod store;
 
 use std::{
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use store::{BoxFuture, Change, MemoryStore, NotCreated, TaskRecord, TaskStore, Unavailable, apply, now_ms};
 
+use result_bytes::{ResultBytes, json_size};
+
 use crate::{guard, server::SHUTTING_DOWN, shutdown::Shutdown, telemetry::clip};
 
 /// Limits on tasks, from the settings.
@@ -42,6 +45,10 @@ pub struct TaskLimits {
     pub poll_interval: Duration,
     pub max_total: usize,
     pub max_per_caller: usize,
+    /// The largest result a task keeps, as JSON; a larger one becomes an error result.
+    pub max_result_bytes: usize,
+    /// Result bytes held in all; when full, new tasks are refused until results expire.
+    pub max_result_bytes_in_all: usize,
 }
 
 /// The task runtime; cloning is cheap.
@@ -56,6 +63,8 @@ struct Inner {
     shutdown: Shutdown,
     /// Tasks running in this process: how to stop them and the input they wait for.
     running: Mutex<HashMap<String, Running>>,
+    /// The bytes of the results this process stored, until they expire.
+    result_bytes: Mutex<ResultBytes>,
 }
 
 struct Running {
@@ -82,6 +91,7 @@ impl Tasks {
                 limits,
                 shutdown,
                 running: Mutex::new(HashMap::new()),
+                result_bytes: Mutex::default(),
             }),
         };
         // Expired results leave memory even when no one calls.
@@ -108,6 +118,73 @@ impl Tasks {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn result_bytes(&self) -> std::sync::MutexGuard<'_, ResultBytes> {
+        self.inner.result_bytes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The refusal of a new task while results fill the bytes they may hold: the work would
+    /// be done for nothing, its result having no room; retryable once the oldest expires.
+    fn results_full(&self, tool: &str) -> Option<CallToolResult> {
+        let limit = self.inner.limits.max_result_bytes_in_all;
+        let mut bytes = self.result_bytes();
+        let held = bytes.held(now_ms());
+        (held >= limit).then(|| {
+            let retry_s = bytes.next_expiry_in_ms(now_ms()).div_ceil(1000).max(1);
+            guard::refusal(format!(
+                "tool '{tool}' was not started: the server holds {held} bytes of task results, the most it keeps \
+                 ({limit}); retry in {retry_s} s, when the oldest expires"
+            ))
+        })
+    }
+
+    /// The final state to store, within the result bounds. Its size is that of the JSON a
+    /// client reads; a result over the per-result bound, or one that would take the bytes held
+    /// past their total, is replaced by an error result saying so. What is stored is counted
+    /// until `expires_at_ms`.
+    fn bounded(&self, payload: TaskPayload, tool: &str, expires_at_ms: u64) -> TaskPayload {
+        let limits = &self.inner.limits;
+        let size = payload_size(&payload);
+        let mut bytes = self.result_bytes();
+        let now = now_ms();
+        let held = bytes.held(now);
+        let refusal = if size > limits.max_result_bytes {
+            Some(format!(
+                "tool '{tool}' finished, but its result was {size} bytes, more than the {} a task keeps; \
+                 call it again asking for less",
+                limits.max_result_bytes
+            ))
+        } else if held + size > limits.max_result_bytes_in_all {
+            let retry_s = bytes.next_expiry_in_ms(now).div_ceil(1000).max(1);
+            Some(format!(
+                "tool '{tool}' finished, but its result ({size} bytes) did not fit: the server holds {held} \
+                 bytes of task results and keeps at most {}; call it again in {retry_s} s, when the oldest \
+                 expires",
+                limits.max_result_bytes_in_all
+            ))
+        } else {
+            None
+        };
+        let (payload, stored) = match refusal {
+            None => (payload, size),
+            Some(message) => {
+                tracing::warn!(
+                    event = "task_result_dropped",
+                    tool = clip(tool).as_ref(),
+                    bytes = size,
+                    "{message}"
+                );
+                let replaced = TaskPayload::Completed {
+                    result: object(&guard::refusal(message)),
+                };
+                // A few hundred bytes: counted too, even past the total.
+                let stored = payload_size(&replaced);
+                (replaced, stored)
+            }
+        };
+        bytes.add(stored, expires_at_ms);
+        payload
+    }
+
     /// Starts `work` as `owner`'s task for `tool` and returns the task to answer with, or the
     /// result that refuses it (too many tasks held). The work ends at `timeout`, on
     /// `tasks/cancel`, or when a drain runs out; its outcome becomes the task's final state.
@@ -130,8 +207,12 @@ impl Tasks {
                 None,
             ));
         };
+        if let Some(refusal) = self.results_full(tool) {
+            return Ok(Err(refusal));
+        }
         let limits = &self.inner.limits;
         let ttl = timeout + limits.result_ttl;
+        let expires_at_ms = now_ms() + ttl.as_millis() as u64;
         let id = new_task_id();
         let now = rmcp::task_manager::current_timestamp();
         let mut task = Task::new(id.clone(), TaskStatus::Working, now.clone(), now)
@@ -142,7 +223,7 @@ impl Tasks {
             task: DetailedTask::new(task.clone(), TaskPayload::Working),
             owner: owner.to_owned(),
             tool: tool.to_owned(),
-            expires_at_ms: now_ms() + ttl.as_millis() as u64,
+            expires_at_ms,
             cancel_requested: false,
         };
         if let Err(not_created) = self
@@ -225,6 +306,7 @@ impl Tasks {
                 }
             };
             tasks.running().remove(&id);
+            let payload = tasks.bounded(payload, &tool, expires_at_ms);
             if let Err(trouble) = tasks.inner.store.update(&id, Change::Finish(payload)).await {
                 tracing::error!(event = "task_state_lost", task_id = id.as_str(), error = %trouble.0, "the task's final state could not be stored");
             }
@@ -375,6 +457,15 @@ fn not_found(id: &str) -> ErrorData {
 /// 122 random bits from the system's secure generator: a handle no one guesses.
 fn new_task_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The bytes a final state's result or error takes as JSON.
+fn payload_size(payload: &TaskPayload) -> usize {
+    match payload {
+        TaskPayload::Completed { result } => json_size(result),
+        TaskPayload::Failed { error } => json_size(error),
+        _ => 0,
+    }
 }
 
 fn object(value: &impl serde::Serialize) -> JsonObject {

@@ -100,14 +100,81 @@ pub fn now_ms() -> u64 {
 /// The default: tasks in this process's memory, bounded by the caps and TTLs.
 #[derive(Default)]
 pub struct MemoryStore {
-    tasks: Mutex<HashMap<String, TaskRecord>>,
+    tasks: Mutex<HashMap<String, Kept>>,
+}
+
+/// One task as the memory store keeps it: the record while the task runs; once final, the
+/// record as JSON text, parsed again for each read. A result parsed into a JSON tree takes
+/// several times the memory of its text, and a final record is read far less often than it
+/// is held (until its TTL runs out).
+enum Kept {
+    Running(TaskRecord),
+    Final {
+        owner: String,
+        expires_at_ms: u64,
+        cancel_requested: bool,
+        json: Box<str>,
+    },
+}
+
+impl Kept {
+    fn owner(&self) -> &str {
+        match self {
+            Self::Running(record) => &record.owner,
+            Self::Final { owner, .. } => owner,
+        }
+    }
+
+    fn expires_at_ms(&self) -> u64 {
+        match self {
+            Self::Running(record) => record.expires_at_ms,
+            Self::Final { expires_at_ms, .. } => *expires_at_ms,
+        }
+    }
+
+    fn cancel_requested(&mut self) -> &mut bool {
+        match self {
+            Self::Running(record) => &mut record.cancel_requested,
+            Self::Final { cancel_requested, .. } => cancel_requested,
+        }
+    }
+
+    fn record(&self) -> TaskRecord {
+        match self {
+            Self::Running(record) => record.clone(),
+            Self::Final {
+                json, cancel_requested, ..
+            } => {
+                let mut record: TaskRecord = serde_json::from_str(json).expect("a stored record parses");
+                record.cancel_requested = *cancel_requested;
+                record
+            }
+        }
+    }
+
+    /// Applies `change`; a record that becomes final is kept as its JSON from then on.
+    fn update(&mut self, change: Change) {
+        let Self::Running(record) = self else {
+            return; // final: kept as it is
+        };
+        apply(&mut record.task, change);
+        if record.task.status().is_terminal() {
+            let json = serde_json::to_string(record).expect("a task record serializes");
+            *self = Self::Final {
+                owner: std::mem::take(&mut record.owner),
+                expires_at_ms: record.expires_at_ms,
+                cancel_requested: record.cancel_requested,
+                json: json.into_boxed_str(),
+            };
+        }
+    }
 }
 
 impl MemoryStore {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, TaskRecord>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Kept>) -> T) -> T {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let now = now_ms();
-        tasks.retain(|_, record| record.expires_at_ms > now);
+        tasks.retain(|_, kept| kept.expires_at_ms() > now);
         f(&mut tasks)
     }
 }
@@ -118,24 +185,24 @@ impl TaskStore for MemoryStore {
             if tasks.len() >= total {
                 return Err(NotCreated::ServerFull { limit: total });
             }
-            if tasks.values().filter(|r| r.owner == record.owner).count() >= per_owner {
+            if tasks.values().filter(|kept| kept.owner() == record.owner).count() >= per_owner {
                 return Err(NotCreated::OwnerFull { limit: per_owner });
             }
-            tasks.insert(record.task.task.task_id.clone(), record);
+            tasks.insert(record.task.task.task_id.clone(), Kept::Running(record));
             Ok(())
         });
         Box::pin(std::future::ready(stored))
     }
 
     fn get<'a>(&'a self, id: &'a str, owner: &'a str) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>> {
-        let found = self.with(|tasks| tasks.get(id).filter(|r| r.owner == owner).cloned());
+        let found = self.with(|tasks| tasks.get(id).filter(|kept| kept.owner() == owner).map(Kept::record));
         Box::pin(std::future::ready(Ok(found)))
     }
 
     fn update<'a>(&'a self, id: &'a str, change: Change) -> BoxFuture<'a, Result<(), Unavailable>> {
         self.with(|tasks| {
-            if let Some(record) = tasks.get_mut(id) {
-                apply(&mut record.task, change);
+            if let Some(kept) = tasks.get_mut(id) {
+                kept.update(change);
             }
         });
         Box::pin(std::future::ready(Ok(())))
@@ -147,15 +214,15 @@ impl TaskStore for MemoryStore {
         owner: &'a str,
     ) -> BoxFuture<'a, Result<Option<TaskRecord>, Unavailable>> {
         let found = self.with(|tasks| {
-            let record = tasks.get_mut(id).filter(|r| r.owner == owner)?;
-            record.cancel_requested = true;
-            Some(record.clone())
+            let kept = tasks.get_mut(id).filter(|kept| kept.owner() == owner)?;
+            *kept.cancel_requested() = true;
+            Some(kept.record())
         });
         Box::pin(std::future::ready(Ok(found)))
     }
 
     fn cancel_requested<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, Unavailable>> {
-        let asked = self.with(|tasks| tasks.get(id).is_some_and(|r| r.cancel_requested));
+        let asked = self.with(|tasks| tasks.get_mut(id).is_some_and(|kept| *kept.cancel_requested()));
         Box::pin(std::future::ready(Ok(asked)))
     }
 
@@ -237,5 +304,25 @@ mod tests {
         let task = store.get("t", "o").await.unwrap().unwrap().task;
         assert_eq!(task.status(), TaskStatus::Cancelled);
         assert_eq!(task.task.status_message, None);
+    }
+
+    #[tokio::test]
+    async fn a_final_record_kept_as_json_reads_back_whole() {
+        let store = MemoryStore::default();
+        store.create(record("t", "o", now_ms() + 60_000), 1, 1).await.unwrap();
+        let running = store.get("t", "o").await.unwrap().unwrap();
+        let mut result = rmcp::model::JsonObject::new();
+        result.insert("isError".into(), false.into());
+        let payload = TaskPayload::Completed { result };
+        store.update("t", Change::Finish(payload.clone())).await.unwrap();
+        store.request_cancel("t", "o").await.unwrap().unwrap();
+        let done = store.get("t", "o").await.unwrap().unwrap();
+        assert_eq!(done.task.payload, payload);
+        assert_eq!(
+            (done.owner, done.tool, done.expires_at_ms),
+            (running.owner, running.tool, running.expires_at_ms)
+        );
+        assert!(done.cancel_requested && store.cancel_requested("t").await.unwrap());
+        assert!(store.get("t", "someone else").await.unwrap().is_none());
     }
 }

@@ -106,7 +106,7 @@ impl UpstreamError {
         Self::new(target, Kind::Invalid(detail))
     }
 
-    /// How many requests reached the network (0 when the call was refused or invalid).
+    /// How many attempts were made (0 when the call was refused or invalid).
     pub fn attempts(&self) -> u32 {
         match &self.0.kind {
             Kind::Failed { attempts, .. } => *attempts,

@@ -7,6 +7,7 @@
 //!   jittered exponential backoff, within an attempt limit and a time limit, honouring
 //!   `Retry-After` ([`retry`]); only requests that are safe to repeat are ever sent twice;
 //! - only allow-listed hosts at public addresses are reached, redirects included ([`ssrf`]);
+//! - requests in flight are capped per host and in all, so sockets are too ([`slots`]);
 //! - the tool gets one [`UpstreamError`] saying what was tried, written for the model.
 //!
 //! No token passthrough, by construction: the client is made from configuration alone and a
@@ -17,6 +18,7 @@
 
 mod error;
 mod retry;
+mod slots;
 mod ssrf;
 
 use std::{
@@ -30,6 +32,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use error::Target;
 pub use error::UpstreamError;
 use retry::{Failure, RetryPolicy, root_cause};
+use slots::Slots;
 use ssrf::{Guard, GuardedResolver};
 
 use crate::config::UpstreamConfig;
@@ -47,6 +50,9 @@ pub struct Upstream {
     http: Arc<OnceLock<Result<reqwest::Client, String>>>,
     connect_timeout: Duration,
     guard: Arc<Guard>,
+    slots: Arc<Slots>,
+    /// Idle connections kept per host: no more than may be in use at once.
+    max_idle_per_host: usize,
     retry: RetryPolicy,
 }
 
@@ -57,6 +63,12 @@ impl Upstream {
         Self {
             http: Arc::default(),
             connect_timeout: CONNECT_TIMEOUT.min(config.upstream_timeout),
+            slots: Arc::new(Slots::new(
+                &hosts,
+                config.upstream_max_connections as usize,
+                config.upstream_max_connections_per_host as usize,
+            )),
+            max_idle_per_host: config.upstream_max_connections_per_host as usize,
             guard: Arc::new(Guard::new(hosts, config.upstream_allow_private.clone())),
             retry: RetryPolicy {
                 attempts: config.upstream_attempts,
@@ -73,6 +85,7 @@ impl Upstream {
             reqwest::Client::builder()
                 .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(self.connect_timeout)
+                .pool_max_idle_per_host(self.max_idle_per_host)
                 // The guard filters DNS answers and checks every redirect hop.
                 .dns_resolver(Arc::new(GuardedResolver(self.guard.clone())))
                 .redirect(self.guard.redirect_policy())
@@ -133,7 +146,10 @@ impl Upstream {
         }
     }
 
-    /// One attempt (`number`, from 1): send, then read the whole answer, all within `limit`.
+    /// One attempt (`number`, from 1): wait for a slot, send, then read the whole answer, all
+    /// within `limit`. The slot is held until the answer is read. Waiting for one counts as
+    /// connecting, so it is bounded by the connect timeout too: a request that gets its slot
+    /// still has time to be answered.
     async fn attempt(
         &self,
         request: &reqwest::Request,
@@ -141,10 +157,13 @@ impl Upstream {
         limit: Duration,
         number: u32,
     ) -> Result<Answer, Failure> {
+        let began = tokio::time::Instant::now();
+        let wait = self.connect_timeout.min(limit);
+        let _slot = self.slots.take(&target.host, wait).await.map_err(Failure::Busy)?;
         let mut request = request
             .try_clone()
             .expect("bodies are in memory (JSON at most), so requests clone");
-        *request.timeout_mut() = Some(limit);
+        *request.timeout_mut() = Some(limit.saturating_sub(began.elapsed()));
         let http = self.client().map_err(Failure::Other)?;
         #[cfg(feature = "otel")]
         let span = crate::otel::client_span(&mut request, number);
@@ -317,6 +336,8 @@ mod tests {
                 upstream_backoff: Duration::from_millis(1),
                 upstream_allow_hosts: Vec::new(),
                 upstream_allow_private: vec!["127.0.0.0/8".parse().unwrap()],
+                upstream_max_connections: 8,
+                upstream_max_connections_per_host: 4,
             },
             url.host().into_iter().map(|host| host.to_owned()).collect(),
         )

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::{
     Answer,
     error::{Stop, Target, UpstreamError},
+    slots::Busy,
     ssrf::Refusal,
 };
 
@@ -45,6 +46,8 @@ pub enum Failure {
     Network(String),
     /// The outbound policy refused an address or a redirect; nothing was sent there.
     Refused(Refusal),
+    /// No slot came free within the attempt's time limit; nothing was sent.
+    Busy(Busy),
     /// Anything else (e.g. an answer too large): not worth repeating.
     Other(String),
 }
@@ -60,9 +63,14 @@ impl Failure {
                     | StatusCode::SERVICE_UNAVAILABLE
                     | StatusCode::GATEWAY_TIMEOUT
             ),
-            Self::Timeout | Self::Connect(_) | Self::Network(_) => true,
+            Self::Timeout | Self::Connect(_) | Self::Network(_) | Self::Busy(_) => true,
             Self::Refused(_) | Self::Other(_) => false,
         }
+    }
+
+    /// Whether the request never left: then even one that may not be repeated can be retried.
+    fn sent_nothing(&self) -> bool {
+        matches!(self, Self::Busy(_))
     }
 
     /// For the log line: the error kind (the status goes in its own field).
@@ -73,6 +81,7 @@ impl Failure {
             Self::Connect(_) => "connect",
             Self::Network(_) => "network",
             Self::Refused(_) => "refused",
+            Self::Busy(_) => "busy",
             Self::Other(_) => "other",
         }
     }
@@ -86,6 +95,7 @@ impl std::fmt::Display for Failure {
             Self::Connect(cause) => write!(f, "could not connect ({cause})"),
             Self::Network(cause) => write!(f, "the connection failed ({cause})"),
             Self::Refused(refusal) => write!(f, "refused: {refusal}"),
+            Self::Busy(busy) => write!(f, "{busy}"),
             Self::Other(cause) => write!(f, "{cause}"),
         }
     }
@@ -211,7 +221,7 @@ impl RetryPolicy {
         })
         .retry(self.delays())
         .sleep(tokio::time::sleep)
-        .when(|failed: &Failed| idempotent && failed.failure.is_transient())
+        .when(|failed: &Failed| (idempotent || failed.failure.sent_nothing()) && failed.failure.is_transient())
         .adjust(|failed, backoff| {
             self.next_delay(&failed.failure, backoff, Instant::now(), deadline)
                 .map_err(|why| stop = Some(why))
@@ -241,7 +251,7 @@ impl RetryPolicy {
                 log_failed(target, &failed, None);
                 let stop = if !failed.failure.is_transient() {
                     Stop::NotTransient
-                } else if !idempotent {
+                } else if !idempotent && !failed.failure.sent_nothing() {
                     Stop::NotIdempotent
                 } else {
                     // `adjust` is the only place that ends retries of a transient failure.
@@ -419,6 +429,19 @@ mod tests {
         assert_eq!(calls, 1);
         let error = result.unwrap_err().to_string();
         assert!(error.contains("without an idempotency key"), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_got_no_slot_is_retried_even_one_that_may_not_be_repeated() {
+        let busy = Failure::Busy(Busy {
+            waited: Duration::from_secs(5),
+            cap: 2,
+            scope: "to api.example".into(),
+        });
+        assert!(busy.sent_nothing() && busy.is_transient());
+        let (result, calls) = run(policy(3, 30), false, vec![busy]).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -51,6 +51,7 @@ pub struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     delay: Duration,
+    body: Option<String>,
 }
 
 impl Reply {
@@ -59,6 +60,15 @@ impl Reply {
             status,
             headers: Vec::new(),
             delay: Duration::ZERO,
+            body: None,
+        }
+    }
+
+    /// A 200 with `body`.
+    pub fn body(body: impl Into<String>) -> Self {
+        Self {
+            body: Some(body.into()),
+            ..Self::status(200)
         }
     }
 
@@ -98,6 +108,26 @@ struct Fake {
     script: Mutex<Script>,
     delay_ms: AtomicU64,
     traceparents: Mutex<Vec<String>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight until it is answered or dropped.
+struct InFlight(Arc<Fake>);
+
+impl InFlight {
+    fn enter(fake: Arc<Fake>) -> Self {
+        let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        fake.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(fake)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct FakeUpstream {
@@ -169,6 +199,11 @@ impl FakeUpstream {
         self.fake.traceparents.lock().unwrap().clone()
     }
 
+    /// The most requests the fake was answering at once, on any path.
+    pub fn peak_in_flight(&self) -> usize {
+        self.fake.peak_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Requests received on any path.
     pub fn total_hits(&self) -> usize {
         self.fake.hits.lock().unwrap().values().sum()
@@ -202,6 +237,7 @@ impl FakeUpstream {
 
 /// Counts the request, then answers from the script if it has something for this path.
 async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next: Next) -> Response<Body> {
+    let _in_flight = InFlight::enter(fake.clone());
     let path = request.uri().path().to_owned();
     *fake.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     if let Some(traceparent) = request.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
@@ -220,7 +256,8 @@ async fn count_and_script(State(fake): State<Arc<Fake>>, request: Request, next:
     for (name, value) in &reply.headers {
         response = response.header(*name, value);
     }
-    response.body(Body::from(format!("scripted {}", reply.status))).unwrap()
+    let body = reply.body.unwrap_or_else(|| format!("scripted {}", reply.status));
+    response.body(Body::from(body)).unwrap()
 }
 
 /// The body `/data` answers with.
