@@ -60,7 +60,8 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         Transport::Http => {
             let health = config.health_bind.map_or(0, |_| http::HEALTH_CONNECTIONS);
             if let Some(limit) = open_file_limit {
-                open_files::check(config.http.max_connections, health, limit).map_err(StartError::Config)?;
+                let upstream = config.upstream.upstream_max_connections;
+                open_files::check(config.http.max_connections, health, upstream, limit).map_err(StartError::Config)?;
             }
             let listener = http::bind(config.bind).await.map_err(StartError::Runtime)?;
             if config.http.public_url.is_none() {
@@ -159,7 +160,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         open_file_limit,
         "starting"
     );
-    match config.transport {
+    let served = match config.transport {
         Transport::Stdio => {
             let budget = parse_budget::InFlightBudget::new(config.http.max_body_bytes_in_flight as usize);
             stdio::run(server, shutdown, config.parse_limits(), budget).await;
@@ -175,7 +176,10 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         )
         .await
         .map_err(StartError::Runtime),
-    }
+    };
+    // Refusals counted since the last summary are summed up before the process ends.
+    refusals::Refusals::server().summarise();
+    served
 }
 
 /// On SIGHUP, reads the static tokens (or the JWT public key file) again and swaps them in;

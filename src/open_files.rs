@@ -3,8 +3,9 @@
 //! everything else. So at start the soft limit is raised to the hard one, and the server
 //! refuses to start when its connection caps cannot fit under it.
 
-/// Descriptors for everything but client connections: the process's own files and listeners,
-/// Redis, upstream and identity-provider calls, metrics scrapes, the OTLP exporter.
+/// Descriptors for everything but client connections and upstream calls (which have caps of
+/// their own): the process's own files and listeners, Redis, identity-provider calls, metrics
+/// scrapes, the OTLP exporter.
 pub const RESERVE: u64 = 128;
 
 /// Raises the soft limit to the hard one, as far as the system lets it; returns the limit now
@@ -31,10 +32,11 @@ pub fn raise() -> Option<u64> {
     }
 }
 
-/// Whether `max_connections` (MCP_MAX_CONNECTIONS), the health listener's `health` connections
-/// and the [`RESERVE`] fit under `limit`; if not, the error names the setting and what fits.
-pub fn check(max_connections: u32, health: usize, limit: u64) -> Result<(), String> {
-    let others = health as u64 + RESERVE;
+/// Whether `max_connections` (MCP_MAX_CONNECTIONS), the health listener's `health` connections,
+/// the `upstream` calls in flight (MCP_UPSTREAM_MAX_CONNECTIONS) and the [`RESERVE`] fit under
+/// `limit`; if not, the error names the setting and what fits.
+pub fn check(max_connections: u32, health: usize, upstream: u32, limit: u64) -> Result<(), String> {
+    let others = health as u64 + u64::from(upstream) + RESERVE;
     let needed = u64::from(max_connections) + others;
     if needed <= limit {
         return Ok(());
@@ -48,6 +50,6 @@ pub fn check(max_connections: u32, health: usize, limit: u64) -> Result<(), Stri
     Err(format!(
         "error: MCP_MAX_CONNECTIONS (--max-connections) is {max_connections} but the open-file limit is {limit}: \
          that many connections need {needed} file descriptors ({max_connections} + {health} for the health listener + \
-         {RESERVE} for everything else); {lower}raise the limit (ulimit -n, systemd LimitNOFILE=, docker --ulimit nofile=)"
+         {upstream} for upstream calls (MCP_UPSTREAM_MAX_CONNECTIONS) + {RESERVE} for everything else); {lower}raise the limit (ulimit -n, systemd LimitNOFILE=, docker --ulimit nofile=)"
     ))
 }

@@ -70,7 +70,9 @@ impl Refusals {
         }
     }
 
-    fn summarise(&self) {
+    /// Logs the window's counts past those logged in full, and starts a new window. Also at
+    /// exit, so no refusal goes uncounted.
+    pub fn summarise(&self) {
         let counts = std::mem::take(&mut *self.counts.lock().expect("refusal counts"));
         let (event, place, in_full) = (self.event, self.place, self.in_full);
         for (reason, count) in counts {

@@ -165,7 +165,11 @@ async fn refuses_what_its_schema_rules_out() {
     }
 
     client.cancel().await.unwrap();
-    let logs = server.server.logs.events("request");
-    let invalid = logs.iter().filter(|l| l["decision"] == "invalid").count();
-    assert_eq!(invalid, cases.len(), "each refused call is logged as invalid");
+    // Past 10 a second, refusals of a kind are counted in a summary line rather than each logged.
+    let invalid = server.server.logs.refused("invalid", cases.len()).await;
+    assert_eq!(
+        invalid,
+        cases.len(),
+        "each refused call is logged as invalid, or counted"
+    );
 }

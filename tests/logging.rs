@@ -202,7 +202,8 @@ async fn calls_on_stdio(envs: &[(&str, &str)], calls: u64) -> String {
 #[tokio::test]
 async fn a_burst_loses_no_log_line() {
     let calls = 500;
-    let stderr = calls_on_stdio(&[], calls).await;
+    // A quota no burst reaches: refused calls past 10 a second are counted, not each logged.
+    let stderr = calls_on_stdio(&[("MCP_RATE_LIMITS", "convert_temperature=100000/s:100000")], calls).await;
     let mut ids: Vec<u64> = stderr
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))

@@ -236,6 +236,8 @@ async fn a_silent_redis_is_skipped_at_once_once_the_breaker_opens() {
     .await;
     let down = server.server.logs.wait_for("redis_down").await;
     assert_eq!(down["level"], "WARN", "{down}");
+    // The probe's third failure in a row opens the breaker.
+    server.server.logs.wait_for("redis_breaker_open").await;
     let started = Instant::now();
     for _ in 0..40 {
         let (ok, message) = fetch(&server, &upstream, ALICE).await;

@@ -33,9 +33,10 @@ const PROBER: &str = "127.0.0.9";
 /// Probing stops before MCP_HEADER_READ_TIMEOUT (10 s) frees the flood's places.
 const PROBING: Duration = Duration::from_secs(8);
 const FILE_LIMIT: u64 = 1_024;
-/// The server's own reserve and its health listener's cap (src/open_files.rs, src/http/mod.rs):
-/// under a 1,024-file limit, MCP_MAX_CONNECTIONS may be 1,024 less these.
-const NOT_FOR_MCP: u64 = 128 + 64;
+/// The server's own reserve, its health listener's cap and the default upstream cap
+/// (src/open_files.rs, src/http/mod.rs, MCP_UPSTREAM_MAX_CONNECTIONS): under a 1,024-file
+/// limit, MCP_MAX_CONNECTIONS may be 1,024 less these.
+const NOT_FOR_MCP: u64 = 128 + 64 + 256;
 const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 
 pub(crate) async fn health_under_connection_flood(binary: &Path) -> Vec<Row> {

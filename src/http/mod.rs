@@ -263,7 +263,7 @@ pub async fn run(
         listener,
         app,
         limits,
-        refusals,
+        refusals.clone(),
         closing.clone(),
         open.clone(),
     ));
@@ -284,5 +284,7 @@ pub async fn run(
     if tokio::time::timeout(CLOSE_TIMEOUT, open.wait()).await.is_err() {
         tracing::warn!("open connections did not close in time; exiting anyway");
     }
+    // Refusals counted since the last summary are summed up before the process ends.
+    refusals.summarise();
     Ok(())
 }

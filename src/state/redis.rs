@@ -4,7 +4,8 @@
 //!
 //! A circuit breaker keeps that answer cheap: after [`FAILURES_TO_OPEN`] failed commands in a
 //! row, commands fail at once, without waiting out the timeout, until the probe (a PING a
-//! second) gets an answer again. `redis_down` and `redis_up` are logged once per change.
+//! second) gets an answer again (`redis_breaker_open`). `redis_down` and `redis_up` are logged
+//! once per change.
 
 use std::{
     sync::{
@@ -47,7 +48,7 @@ pub struct Redis {
     up: AtomicBool,
     /// Failed commands in a row; at [`FAILURES_TO_OPEN`] the breaker opens.
     failing: AtomicU64,
-    /// Whether Redis ever answered (its first answer is logged).
+    /// Whether Redis has had its first say: an answer, or a failure (each is logged).
     answered: AtomicBool,
     /// Open: commands fail at once; only the probe reaches Redis, and closes it on an answer.
     open: AtomicBool,
@@ -169,21 +170,31 @@ impl Redis {
                 self.timeout.as_millis()
             ))),
         };
-        self.up.store(result.is_ok(), Ordering::Relaxed);
+        let was_up = self.up.swap(result.is_ok(), Ordering::Relaxed);
         match &result {
             Err(trouble) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                // Once when it stops answering (or never did), not once per failed command.
+                if was_up || !self.answered.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(event = "redis_down", error = %trouble, "Redis stopped answering");
+                }
                 let in_a_row = self.failing.fetch_add(1, Ordering::Relaxed) + 1;
                 if in_a_row >= FAILURES_TO_OPEN && !self.open.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(event = "redis_down", error = %trouble, failures_in_a_row = in_a_row, "Redis stopped answering: commands fail at once until it answers again");
+                    tracing::warn!(
+                        event = "redis_breaker_open",
+                        failures_in_a_row = in_a_row,
+                        "Redis failed {in_a_row} times in a row: commands fail at once until it answers again"
+                    );
                 }
             }
             Ok(_) => {
                 self.failing.store(0, Ordering::Relaxed);
-                // The first answer, and the first after the breaker opened.
-                if self.open.swap(false, Ordering::Relaxed) || !self.answered.swap(true, Ordering::Relaxed) {
+                self.open.store(false, Ordering::Relaxed);
+                // The first answer, and the first after it stopped answering.
+                if !was_up {
                     tracing::info!(event = "redis_up", "Redis answers");
                 }
+                self.answered.store(true, Ordering::Relaxed);
             }
         }
         result

@@ -135,6 +135,29 @@ impl Logs {
         self.json().into_iter().filter(|v| v["event"] == event).collect()
     }
 
+    /// Requests refused with `decision` (e.g. `invalid`), `expected` of them: those logged in
+    /// full, and those the once-a-second `request_refusals` summary counted past the first 10
+    /// of a second, waited for while some are missing.
+    pub async fn refused(&self, decision: &str, expected: usize) -> usize {
+        let in_full = self
+            .events("request")
+            .iter()
+            .filter(|l| l["decision"] == decision)
+            .count();
+        if in_full >= expected {
+            return in_full;
+        }
+        let summarised = |l: &Value| l["event"] == "request_refusals" && l["reason"] == decision;
+        self.wait_for_match(summarised).await;
+        let counted: u64 = self
+            .json()
+            .iter()
+            .filter(|l| summarised(l))
+            .map(|l| l["not_logged"].as_u64().unwrap_or(0))
+            .sum();
+        in_full + counted as usize
+    }
+
     /// Waits until a record with `event` appears.
     pub async fn wait_for(&self, event: &str) -> Value {
         self.wait_for_match(|v| v["event"] == event).await
