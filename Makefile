@@ -63,6 +63,9 @@ clean: ## Remove build output
 
 deny: ## Dependency policy (deny.toml): advisories, licenses, bans, sources; DENY_FLAGS=--offline without network
 	@scripts/tools cargo-deny
+	@# Every crate of the lock file, for every platform: cargo-deny reads them all, and with
+	@# --offline it cannot download the ones no build here needed.
+	$(CARGO) fetch --locked --quiet
 	$(CARGO) deny $(DENY_FLAGS) check
 	scripts/deny-bans-check backoff
 
