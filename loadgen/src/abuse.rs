@@ -13,7 +13,10 @@
 //! - What an admitted request may cost (`abuse_admitted`): 4 MiB and 16 MiB arrays of zeros
 //!   over HTTP (stateless and in a session) and stdio, answers to requests repeating megabytes,
 //!   calls while Redis is silent, and the log a 60 s flood of rate-limited calls writes.
-//! - 1,000 held tasks, and upstream sockets under a flood of them (`abuse_tasks.rs`).
+// weather-example:begin
+//! - 1,000 held tasks of the example's task tool, and upstream sockets under a flood of them
+//!   (`abuse_tasks.rs`).
+// weather-example:end
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -82,8 +85,10 @@ pub async fn run(binary: &Path) -> bool {
     rows.extend(abuse_admitted::redis_silent(binary).await);
     eprintln!("abuse: rate-limited calls for 60 s");
     rows.extend(abuse_admitted::refused_call_logs(binary).await);
+    // weather-example:begin
     eprintln!("abuse: 1,000 held tasks; 1,000 tasks against a slow upstream");
     rows.extend(crate::abuse_tasks::held_tasks_and_upstream_sockets(binary).await);
+    // weather-example:end
 
     println!("| check | figure | bound | |\n|---|---:|---:|---|");
     for r in &rows {

@@ -20,7 +20,9 @@
 mod abuse;
 mod abuse_admitted;
 mod abuse_health;
+// weather-example:begin
 mod abuse_tasks;
+// weather-example:end
 mod bitmap_text;
 mod collector;
 mod compare;
