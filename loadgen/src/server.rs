@@ -195,7 +195,7 @@ impl Server {
 
     /// Resident memory now and at its peak, in MiB (VmRSS and VmHWM of /proc/<pid>/status).
     pub fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -208,7 +208,7 @@ impl Server {
 
     /// CPU time the process has used, user and system, in seconds (/proc/<pid>/stat).
     pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(&self.child.id().to_string())
+        cpu_seconds(&self.pid().to_string())
     }
 
     /// Allocations the process has made so far, from a bench build (the server's `bench`
@@ -216,7 +216,7 @@ impl Server {
     /// comes within a second.
     pub async fn allocations(&mut self) -> Option<u64> {
         while self.allocations.try_recv().is_ok() {}
-        let pid = libc::pid_t::try_from(self.child.id()).ok()?;
+        let pid = libc::pid_t::try_from(self.pid()).ok()?;
         // SAFETY: a signal to our own child, which handles SIGUSR1.
         if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
             return None;
