@@ -17,11 +17,13 @@ use crate::{
 /// Exit code for a configuration error, as for any command-line usage error.
 pub const CONFIG_ERROR_EXIT: i32 = 2;
 
+/// The command line of a server built on the kit: the kit's settings and the app's own
+/// (`S`), flattened into one set of flags and `MCP_*` variables.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-pub struct Cli {
+#[command(long_about = None)]
+pub struct Cli<S: Args> {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Command<S>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,9 +31,9 @@ pub struct Cli {
     clippy::large_enum_variant,
     reason = "parsed once at startup; its size does not matter"
 )]
-pub enum Command {
+pub enum Command<S: Args> {
     /// Serve MCP over stdio (for clients that spawn the process) or Streamable HTTP.
-    Serve(ServeConfig),
+    Serve(Serve<S>),
     /// Probe the HTTP health endpoint: exit 0 when healthy, 1 otherwise (for container
     /// HEALTHCHECKs, which have no shell or curl).
     Healthcheck(HealthcheckConfig),
@@ -60,6 +62,15 @@ pub enum LogFormat {
     Json,
     /// Human-readable lines (for a terminal).
     Pretty,
+}
+
+/// `serve`'s settings: the kit's and the app's.
+#[derive(Debug, Clone, Args)]
+pub struct Serve<S: Args> {
+    #[command(flatten)]
+    pub config: ServeConfig,
+    #[command(flatten)]
+    pub app: S,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -118,10 +129,6 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub upstream: UpstreamConfig,
-    // weather-example:begin
-    #[command(flatten)]
-    pub weather: crate::weather::WeatherConfig,
-    // weather-example:end
 }
 
 #[derive(Debug, Clone, Args)]
@@ -601,10 +608,8 @@ pub struct UpstreamConfig {
           value_parser = millis_in(1..=60_000))]
     pub upstream_backoff: Duration,
 
-    /// Hosts upstream calls may reach, comma-separated, e.g. api.example.com
-    // weather-example:begin
-    /// [default: the hosts of --geocoding-url and --forecast-url]
-    // weather-example:end
+    /// Hosts upstream calls may reach, comma-separated, e.g. api.example.com [default: the
+    /// hosts of the APIs the app calls]
     #[arg(long, env = "MCP_UPSTREAM_ALLOW_HOSTS", value_name = "HOSTS", value_delimiter = ',',
           value_parser = host_name)]
     pub upstream_allow_hosts: Vec<url::Host>,
@@ -638,18 +643,13 @@ impl ServeConfig {
         }
     }
 
-    /// The hosts upstream calls may reach: the explicit list, else those of the APIs the
-    /// tools call.
-    pub fn upstream_hosts(&self) -> Vec<url::Host> {
+    /// The hosts upstream calls may reach: the explicit list, else `apis`, those of the APIs
+    /// the app calls.
+    pub fn upstream_hosts(&self, apis: Vec<url::Host>) -> Vec<url::Host> {
         if !self.upstream.upstream_allow_hosts.is_empty() {
             return self.upstream.upstream_allow_hosts.clone();
         }
-        #[allow(unused_mut, reason = "the APIs below extend it")]
-        let mut hosts = Vec::new();
-        // weather-example:begin
-        hosts.extend(self.weather.hosts());
-        // weather-example:end
-        hosts
+        apis
     }
 }
 
@@ -693,14 +693,26 @@ impl HealthcheckConfig {
     }
 }
 
-impl Cli {
+impl<S: Args> Cli<S> {
+    /// The command line, named and described as the app is.
+    pub fn command(name: &'static str, version: &'static str, about: &'static str) -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+            .name(name)
+            .bin_name(name)
+            .version(version)
+            .about(about)
+    }
+
     /// Parses flags and environment; on a bad setting prints one line naming it and exits 2.
-    pub fn parse_or_exit() -> Self {
-        match Self::try_parse() {
+    pub fn parse_or_exit(name: &'static str, version: &'static str, about: &'static str) -> Self {
+        let parsed = Self::command(name, version, about)
+            .try_get_matches()
+            .and_then(|matches| <Self as clap::FromArgMatches>::from_arg_matches(&matches));
+        match parsed {
             Ok(cli) => cli,
             Err(err) if !err.use_stderr() => err.exit(), // --help, --version
             Err(err) => {
-                eprintln!("{}", one_line(&err));
+                eprintln!("{}", one_line(&err, &<Self as clap::CommandFactory>::command()));
                 std::process::exit(CONFIG_ERROR_EXIT);
             }
         }
@@ -708,7 +720,7 @@ impl Cli {
 }
 
 /// Folds clap's multi-line message into one line and adds the setting's environment variable.
-fn one_line(err: &clap::Error) -> String {
+fn one_line(err: &clap::Error, cli: &clap::Command) -> String {
     let text = err.to_string();
     let mut line = text
         .lines()
@@ -717,7 +729,7 @@ fn one_line(err: &clap::Error) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     if let Some(flag) = err.get(ContextKind::InvalidArg).map(ToString::to_string)
-        && let Some(env) = env_of_flag(&flag)
+        && let Some(env) = env_of_flag(cli, &flag)
     {
         line.push_str(&format!(" (env {env})"));
     }
@@ -725,9 +737,8 @@ fn one_line(err: &clap::Error) -> String {
 }
 
 /// The environment variable behind a flag such as `--bind <ADDR>`, looked up in the CLI itself.
-fn env_of_flag(flag: &str) -> Option<String> {
+fn env_of_flag(cli: &clap::Command, flag: &str) -> Option<String> {
     let long = flag.trim_start_matches('-').split([' ', '=']).next()?;
-    let cli = <Cli as clap::CommandFactory>::command();
     cli.get_subcommands()
         .flat_map(|sub| sub.get_arguments())
         .find(|arg| arg.get_long() == Some(long))
@@ -838,6 +849,10 @@ pub(crate) fn http_url(raw: &str) -> Result<Url, String> {
     }
 }
 
+/// The settings of an app that has none of its own.
+#[derive(Debug, Clone, Args)]
+pub struct NoAppSettings {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,21 +901,8 @@ mod tests {
         assert!(network("10.0.0.0/33").is_err());
     }
 
-    // weather-example:begin
-    #[test]
-    fn the_allow_list_defaults_to_the_api_hosts() {
-        let cli = Cli::try_parse_from([env!("CARGO_PKG_NAME"), "serve"]).unwrap();
-        let Command::Serve(config) = cli.command else {
-            unreachable!()
-        };
-        let hosts: Vec<_> = config.upstream_hosts().iter().map(ToString::to_string).collect();
-        assert_eq!(hosts, ["geocoding-api.open-meteo.com", "api.open-meteo.com"]);
-        assert!(config.upstream.upstream_allow_private.is_empty());
-    }
-    // weather-example:end
-
     #[test]
     fn cli_definition_is_consistent() {
-        <Cli as clap::CommandFactory>::command().debug_assert();
+        Cli::<NoAppSettings>::command("server", "0", "a server").debug_assert();
     }
 }

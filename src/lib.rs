@@ -1,12 +1,17 @@
 //! An MCP server on rmcp, served over stdio or Streamable HTTP in both protocol generations.
-//! `main.rs` parses the configuration and calls [`serve`]; tests drive the built binary.
+//!
+//! The kit serves an app: a type implementing [`McpApp`] (its tools, prompts, resources and
+//! settings). `main.rs` calls [`run`] with the app; tests drive the built binary. The kit's
+//! modules never import the app's (`app`, `tools`, `prompts`, `resources` and the example).
 
+mod allocator;
+pub mod app;
 pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 #[cfg(feature = "conformance")]
-mod conformance;
+pub mod conformance;
 pub mod guard;
 pub mod healthcheck;
 #[allow(
@@ -14,6 +19,8 @@ pub mod healthcheck;
     reason = "the HTTP edge's checks return their refusal as the response itself: the rare path"
 )]
 pub mod http;
+pub mod kit_tools;
+pub mod mcp_app;
 pub mod metrics;
 mod open_files;
 #[cfg(feature = "otel")]
@@ -25,6 +32,7 @@ pub mod prompts;
 mod refusals;
 pub mod resources;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod stdio;
@@ -36,10 +44,11 @@ pub mod upstream;
 pub mod weather;
 // weather-example:end
 
-use std::sync::Arc;
+use std::{process::ExitCode, sync::Arc};
 
 use auth::{JwtSettings, JwtVerifier, Principal, StaticTokens, Verifier};
-use config::{AuthMode, ServeConfig, Transport};
+use config::{AuthMode, CONFIG_ERROR_EXIT, Cli, Command, ServeConfig, Transport};
+pub use mcp_app::{Kit, McpApp};
 
 /// Why the server could not run.
 pub enum StartError {
@@ -49,9 +58,63 @@ pub enum StartError {
     Runtime(String),
 }
 
-/// Runs the server until its transport ends (stdin closed) or a signal has drained it.
-pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
+/// The whole program of a server serving app `A`: parses the command line (the kit's settings
+/// and the app's), then serves, or probes health for a container's HEALTHCHECK.
+pub fn run<A: McpApp>() -> ExitCode {
+    let cli = Cli::<A::Settings>::parse_or_exit(A::NAME, A::VERSION, A::DESCRIPTION);
+    // stdio serves one client over one pipe: a runtime on this thread alone starts in a quarter
+    // of the time and hands no message from thread to thread. HTTP serves many, on every core.
+    let stdio = matches!(&cli.command, Command::Serve(serve) if serve.config.transport == Transport::Stdio);
+    let mut runtime = if stdio {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = runtime.enable_all().build().expect("starting the tokio runtime");
+    match cli.command {
+        Command::Serve(serve_command) => {
+            // Inside the runtime: the trace exporter, when configured, sends on it.
+            let logging = {
+                let _runtime = runtime.enter();
+                telemetry::init(&serve_command.config.log)
+            };
+            if let Err(message) = logging {
+                eprintln!("{message}");
+                return ExitCode::from(CONFIG_ERROR_EXIT as u8);
+            }
+            #[cfg(feature = "bench")]
+            if let Err(error) = runtime.block_on(async { bench::report_allocations_on_sigusr1() }) {
+                eprintln!("error: cannot count allocations: {error}");
+                return ExitCode::FAILURE;
+            }
+            runtime.spawn(allocator::start_giving_memory_back());
+            let code = match runtime.block_on(serve::<A>(serve_command.config, serve_command.app)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(StartError::Config(message)) => {
+                    telemetry::flush();
+                    eprintln!("{message}");
+                    ExitCode::from(CONFIG_ERROR_EXIT as u8)
+                }
+                Err(StartError::Runtime(message)) => {
+                    tracing::error!(event = "fatal", "{message}");
+                    ExitCode::FAILURE
+                }
+            };
+            // Spans still queued for the collector, then log lines still waiting for their batch.
+            #[cfg(feature = "otel")]
+            runtime.block_on(async { tokio::task::spawn_blocking(otel::shutdown).await.ok() });
+            telemetry::flush();
+            code
+        }
+        Command::Healthcheck(config) => ExitCode::from(runtime.block_on(healthcheck::run(&config)) as u8),
+    }
+}
+
+/// Runs the server for app `A` until its transport ends (stdin closed) or a signal has
+/// drained it.
+pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
+    let upstream_hosts = config.upstream_hosts(A::upstream_hosts(&settings));
     let open_file_limit = open_files::raise();
     // Over HTTP the connection caps must fit under the open-file limit, and the address is
     // bound first: without a public URL (loopback only), the address bound, port 0 resolved,
@@ -76,7 +139,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         Transport::Stdio => (None, None),
     };
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream, config.upstream_hosts());
+    let upstream = upstream::Upstream::new(&config.upstream, upstream_hosts.clone());
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     if let Some(current) = &verifier {
         reload_on_sighup(config.clone(), current.clone());
@@ -115,18 +178,22 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
         #[cfg(feature = "bench")]
         off: config.policy.bench_guard_off,
     };
-    let server = server::McpServer::new(
-        upstream.clone(),
-        // weather-example:begin
-        weather::OpenMeteo::new(upstream, &config.weather),
-        // weather-example:end
-        shutdown.clone(),
-        tasks::Tasks::new(task_store, config.tasks.limits(), shutdown.clone()),
-        &overrides,
-        stdio_principal,
+    let app = A::new(
+        &settings,
+        &Kit {
+            upstream: upstream.clone(),
+        },
     )
-    .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?
-    .with_shared(redis.clone());
+    .map_err(StartError::Config)?;
+    let machinery = server::Machinery {
+        upstream,
+        shutdown: shutdown.clone(),
+        tasks: tasks::Tasks::new(task_store, config.tasks.limits(), shutdown.clone()),
+        shared: redis.clone(),
+        stdio_principal,
+    };
+    let server = server::McpServer::new(app, machinery, &overrides)
+        .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
     server
         .guard()
         .limits()
@@ -134,7 +201,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), StartError> {
     #[cfg(feature = "otel")]
     otel::catalogue(server.guard().tool_names());
     if config.metrics_bind.is_some() || metrics::exported() {
-        let hosts = config.upstream_hosts().iter().map(ToString::to_string).collect();
+        let hosts = upstream_hosts.iter().map(ToString::to_string).collect();
         let (shutdown, guard) = (shutdown.clone(), server.guard().clone());
         let sample: metrics::Sample = Box::new(move |metrics| {
             metrics.in_flight.set(shutdown.in_flight() as i64);

@@ -1,6 +1,7 @@
-//! The MCP server: what it announces, how requests reach the tool, resource and prompt
-//! routers, and the one place every request passes through on every transport (`observe`):
-//! drain gate, cancellation, and one JSON log line per request.
+//! The MCP server around an app: what it announces, how requests reach the app's tool,
+//! resource and prompt routers (and the kit's own tools), and the one place every request
+//! passes through on every transport (`observe`): drain gate, cancellation, and one JSON log
+//! line per request.
 
 use std::{
     borrow::Cow,
@@ -18,12 +19,13 @@ use rmcp::{
     },
     model::{
         CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams, CancelTaskRequest,
-        ClientCapabilities, CreateTaskResult, CustomRequest, CustomResult, DiscoverResult, ErrorCode, GetPromptRequest,
-        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskRequest, GetTaskResult, Implementation,
-        InitializeRequestParams, InitializeResult, ListPromptsRequest, ListPromptsResult, ListResourceTemplatesRequest,
-        ListResourceTemplatesResult, ListResourcesRequest, ListResourcesResult, ListToolsRequest, ListToolsResult,
-        PaginatedRequestParams, ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
-        RequestId, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams, UpdateTaskRequest,
+        ClientCapabilities, CompleteRequestParams, CompleteResult, CreateTaskResult, CustomRequest, CustomResult,
+        DiscoverResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetTaskParams,
+        GetTaskRequest, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsRequest,
+        ListPromptsResult, ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
+        ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+        ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerCapabilities,
+        ServerConfig, Tool, UpdateTaskParams, UpdateTaskRequest,
     },
     service::RequestContext,
 };
@@ -32,14 +34,13 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::Principal,
     guard::{self, Decision, Guard, Overrides, TaskSupport},
+    kit_tools::{Catalog, KitTools},
+    mcp_app::{McpApp, PromptRetry, resource_not_found},
     shutdown::Shutdown,
     tasks::Tasks,
     telemetry::clip,
     upstream::Upstream,
 };
-// weather-example:begin
-use crate::weather::OpenMeteo;
-// weather-example:end
 
 /// The protocol revisions served: the stateless 2026-07-28 and the two handshake revisions.
 pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
@@ -51,19 +52,6 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
 /// JSON-RPC code for requests refused or cancelled because the server is shutting down
 /// (in the implementation-defined server error range).
 pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
-
-/// What the model reads about the server before it calls anything: what each tool, resource
-/// and prompt is for. Add a line for each one you add.
-#[allow(clippy::useless_concat, reason = "a project may start with one line")]
-const INSTRUCTIONS: &str = concat!(
-    // weather-example:begin
-    "Weather tools. get_forecast(city, days) returns a daily forecast (°C, mm, conditions) for \
-     up to 16 days; get_forecasts(cities, days) does the same for up to 20 cities at once. The \
-     weather://codes resource explains the weather codes in forecasts. The \
-     plan_outdoor_activity prompt plans an activity around the forecast. ",
-    // weather-example:end
-    "convert_temperature converts a temperature between celsius, fahrenheit and kelvin.",
-);
 
 /// Who calls when the HTTP edge named no one (it always does; a safe default all the same).
 static UNKNOWN_CALLER: LazyLock<Principal> = LazyLock::new(|| Principal::anonymous("unknown"));
@@ -82,21 +70,24 @@ struct Seen {
     session: Option<String>,
 }
 
-/// The server, one handle per session or request: the HTTP transport clones it for each one, so it is a
-/// single `Arc` to what it holds.
-#[derive(Clone)]
-pub struct McpServer(Arc<Parts>);
+/// The server serving app `A`, one handle per session or request: the HTTP transport clones it
+/// for each one, so it is a single `Arc` to what it holds.
+pub struct McpServer<A: McpApp>(Arc<Parts<A>>);
 
-pub struct Parts {
-    tools: ToolRouter<McpServer>,
-    prompts: PromptRouter<McpServer>,
+impl<A: McpApp> Clone for McpServer<A> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+pub struct Parts<A: McpApp> {
+    app: A,
+    /// The app's tools, and the kit's own (`server_status`), which read the server through `kit`.
+    tools: ToolRouter<A>,
+    kit_tools: ToolRouter<KitTools>,
+    kit: KitTools,
+    prompts: PromptRouter<A>,
     guard: Arc<Guard>,
-    /// The client tools call upstream APIs through (pooled, retrying, SSRF-guarded).
-    #[allow(dead_code, reason = "unread until a tool calls an upstream API through it")]
-    pub(crate) upstream: Upstream,
-    // weather-example:begin
-    pub(crate) weather: OpenMeteo,
-    // weather-example:end
     shutdown: Shutdown,
     /// Tool calls running on as tasks, and their results.
     tasks: Tasks,
@@ -104,61 +95,94 @@ pub struct Parts {
     shared: Option<Arc<crate::state::Redis>>,
     /// Who calls over stdio: from the environment at startup (HTTP callers bring their own).
     stdio_principal: Principal,
-    started: Instant,
 }
 
-impl std::ops::Deref for McpServer {
-    type Target = Parts;
+impl<A: McpApp> std::ops::Deref for McpServer<A> {
+    type Target = Parts<A>;
 
-    fn deref(&self) -> &Parts {
+    fn deref(&self) -> &Parts<A> {
         &self.0
     }
 }
 
-impl McpServer {
+/// What the server is built from, besides the app.
+pub struct Machinery {
+    pub upstream: Upstream,
+    pub shutdown: Shutdown,
+    pub tasks: Tasks,
+    /// Redis, when replicas share state: rate limits are counted there (tasks and sessions take
+    /// their stores from it when they are built).
+    pub shared: Option<Arc<crate::state::Redis>>,
+    /// Who calls over stdio.
+    pub stdio_principal: Principal,
+}
+
+impl<A: McpApp> McpServer<A> {
     /// Builds the server; fails (as a config error) on an override for a tool that does not exist.
-    pub fn new(
-        upstream: Upstream,
-        // weather-example:begin
-        weather: OpenMeteo,
-        // weather-example:end
-        shutdown: Shutdown,
-        tasks: Tasks,
-        overrides: &Overrides,
-        stdio_principal: Principal,
-    ) -> Result<Self, String> {
-        let (tools, policies) = crate::tools::catalog();
-        let guard = Guard::new(policies, overrides)?;
-        Ok(Self(Arc::new(Parts {
-            tools,
-            prompts: crate::prompts::router(),
-            guard: Arc::new(guard),
+    pub fn new(app: A, machinery: Machinery, overrides: &Overrides) -> Result<Self, String> {
+        let Machinery {
             upstream,
-            // weather-example:begin
-            weather,
-            // weather-example:end
             shutdown,
             tasks,
-            shared: None,
+            shared,
             stdio_principal,
-            started: Instant::now(),
-        })))
-    }
-
-    /// Shares state with other replicas through `redis`: rate limits are counted there from
-    /// now on (tasks and sessions take their stores from it when they are built).
-    pub fn with_shared(mut self, redis: Option<Arc<crate::state::Redis>>) -> Self {
-        if let Some(redis) = &redis {
-            self.guard.limits().share(redis.clone());
+        } = machinery;
+        let Catalog {
+            app: tools,
+            kit: kit_tools,
+            policies,
+        } = crate::kit_tools::catalog::<A>();
+        let guard = Arc::new(Guard::new(policies, overrides)?);
+        if let Some(redis) = &shared {
+            guard.limits().share(redis.clone());
         }
-        Arc::get_mut(&mut self.0)
-            .expect("shared before any clone is made")
-            .shared = redis;
-        self
+        let kit = KitTools {
+            started: Instant::now(),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+            shared: shared.clone(),
+            guard: guard.clone(),
+            upstream,
+        };
+        Ok(Self(Arc::new(Parts {
+            app,
+            tools,
+            kit_tools,
+            kit,
+            prompts: A::prompts(),
+            guard,
+            shutdown,
+            tasks,
+            shared,
+            stdio_principal,
+        })))
     }
 
     pub fn shared(&self) -> Option<&Arc<crate::state::Redis>> {
         self.shared.as_ref()
+    }
+
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// Runs the tool a call names: the kit's own or the app's.
+    async fn run_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.kit_tools.has_route(&request.name) {
+            self.kit_tools
+                .call(ToolCallContext::new(&self.kit, request, context))
+                .await
+        } else {
+            self.tools.call(ToolCallContext::new(&self.app, request, context)).await
+        }
+    }
+
+    fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.get(name).or_else(|| self.kit_tools.get(name))
     }
 
     pub fn guard(&self) -> &Arc<Guard> {
@@ -189,18 +213,6 @@ impl McpServer {
             session: http
                 .and_then(|parts| parts.headers.get("mcp-session-id")?.to_str().ok())
                 .map(str::to_owned),
-        }
-    }
-
-    pub(crate) async fn status(&self) -> crate::tools::Status {
-        crate::tools::Status {
-            version: env!("CARGO_PKG_VERSION").into(),
-            uptime_s: self.started.elapsed().as_secs(),
-            in_flight: self.shutdown.in_flight(),
-            rate_limit_buckets: self.guard.limits().live_keys(),
-            tasks: self.tasks.held().await,
-            shared_state: if self.shared.is_some() { "redis" } else { "memory" },
-            redis_failures: self.shared.as_ref().map(|redis| redis.failures()),
         }
     }
 
@@ -349,7 +361,7 @@ impl McpServer {
 /// resource or task, a capability it lacks), as opposed to the server's own trouble.
 const CLIENT_ERRORS: [i32; 5] = [-32600, -32601, -32602, -32002, -32021];
 
-impl McpServer {
+impl<A: McpApp> McpServer<A> {
     /// Answers with a task and runs the call in the background, under the tool's timeout, as
     /// the caller's task: its cancellation token is the task's, and the tool finds the task's
     /// handle in the request's extensions (through [`crate::progress::Progress`]).
@@ -372,7 +384,7 @@ impl McpServer {
                 move |handle, cancelled| {
                     context.ct = cancelled;
                     context.extensions.insert(handle);
-                    async move { server.tools.call(ToolCallContext::new(&server, request, context)).await }
+                    async move { server.run_tool(request, context).await }
                 },
             )
             .await?;
@@ -477,27 +489,22 @@ pub fn shutting_down(message: &'static str) -> ErrorData {
 pub const REFUSED_WHILE_DRAINING: &str =
     "the server is shutting down and accepts no new requests; retry on another instance";
 
-impl ServerHandler for McpServer {
+impl<A: McpApp> ServerHandler for McpServer<A> {
     fn get_info(&self) -> ServerConfig {
         let builder = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
             .enable_prompts();
         // The tasks extension, when some tool may run as a task.
-        #[allow(unused_mut, reason = "only the conformance fixtures extend them")]
         let mut capabilities = if self.guard.task_tools().next().is_some() {
             builder.enable_tasks().build()
         } else {
             builder.build()
         };
-        #[cfg(feature = "conformance")]
-        crate::conformance::extend(&mut capabilities);
+        self.app.capabilities(&mut capabilities);
         ServerConfig::new(capabilities)
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_description(env!("CARGO_PKG_DESCRIPTION")),
-            )
-            .with_instructions(INSTRUCTIONS)
+            .with_server_info(Implementation::new(A::NAME, A::VERSION).with_description(A::DESCRIPTION))
+            .with_instructions(A::INSTRUCTIONS)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -531,18 +538,16 @@ impl ServerHandler for McpServer {
             .await
     }
 
-    /// Completions are advertised only by the conformance fixtures (with no suggestions).
+    /// Completions, when the app offers them.
     async fn complete(
         &self,
-        _request: rmcp::model::CompleteRequestParams,
+        request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+    ) -> Result<CompleteResult, ErrorData> {
         self.observe("completion/complete", None, self.seen(&context), ok, async {
-            if cfg!(feature = "conformance") {
-                Ok(rmcp::model::CompleteResult::default())
-            } else {
-                Err(missing_method("completion/complete"))
-            }
+            self.app
+                .complete(&request, &context)
+                .unwrap_or_else(|| Err(missing_method("completion/complete")))
         })
         .await
     }
@@ -558,6 +563,7 @@ impl ServerHandler for McpServer {
                 .tools
                 .list_all()
                 .into_iter()
+                .chain(self.kit_tools.list_all())
                 .filter(|t| self.guard.policy_for(&t.name, principal).is_some());
             Ok(ListToolsResult::with_all_items(visible.collect()))
         })
@@ -565,7 +571,7 @@ impl ServerHandler for McpServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.get(name).cloned()
+        self.tool(name).cloned()
     }
 
     /// A request rmcp could not read: of a method not offered (method not found, its message
@@ -594,7 +600,7 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
         let tool = name.as_ref();
-        let known = self.tools.get(&name).is_some();
+        let known = self.tool(&name).is_some();
         let classify = |result: &Result<(Decision, &'static str, CallToolResponse), ErrorData>| match result {
             Ok((decision, outcome, _)) => (Some(*decision), *outcome),
             // A task-only tool called by a client that takes no tasks, refused before the guard.
@@ -614,7 +620,7 @@ impl ServerHandler for McpServer {
             }
             #[cfg(feature = "bench")]
             if self.guard.is_off() {
-                let response = self.tools.call(ToolCallContext::new(self, request, context)).await?;
+                let response = self.run_tool(request, context).await?;
                 return Ok((Decision::Allowed, "ok", response));
             }
             let principal = self.principal(&context);
@@ -631,7 +637,7 @@ impl ServerHandler for McpServer {
             if policy.task != TaskSupport::Forbidden && client_takes_tasks && (policy.task_when)(&request) {
                 return self.start_task(request, context, policy.timeout).await;
             }
-            let call = self.tools.call(ToolCallContext::new(self, request, context));
+            let call = self.run_tool(request, context);
             match tokio::time::timeout(policy.timeout, call).await {
                 Ok(response) => {
                     let response = response?;
@@ -692,7 +698,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         self.observe("resources/list", None, self.seen(&context), ok, async {
-            Ok(crate::resources::list())
+            Ok(ListResourcesResult::with_all_items(self.app.resources()))
         })
         .await
     }
@@ -703,7 +709,9 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         self.observe("resources/templates/list", None, self.seen(&context), ok, async {
-            Ok(crate::resources::templates())
+            Ok(ListResourceTemplatesResult::with_all_items(
+                self.app.resource_templates(),
+            ))
         })
         .await
     }
@@ -714,7 +722,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.observe("resources/read", Some(&request.uri), self.seen(&context), ok, async {
-            crate::resources::read(&request.uri).map(Into::into)
+            match self.app.read_resource(&request.uri) {
+                Some(result) => result.map(Into::into),
+                None => Err(resource_not_found(
+                    &request.uri,
+                    "unknown resource; see resources/list and resources/templates/list",
+                )),
+            }
         })
         .await
     }
@@ -736,14 +750,11 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.clone();
-        #[cfg(feature = "conformance")]
-        let context = {
-            let mut context = context;
-            context
-                .extensions
-                .insert(crate::conformance::PromptRetry::from(&request));
-            context
-        };
+        // A retried request's answers, for a prompt that asked for input.
+        let mut context = context;
+        context.extensions.insert(PromptRetry {
+            input_responses: request.input_responses.clone(),
+        });
         self.observe("prompts/get", Some(&name), self.seen(&context), ok, async {
             if !self.prompts.has_route(&request.name) {
                 // rmcp's own answer would repeat the name whole, however long.
@@ -756,13 +767,13 @@ impl ServerHandler for McpServer {
                     Some(serde_json::json!({ "available_prompts": available })),
                 ));
             }
-            let prompt = PromptContext::new(self, request.name, request.arguments, context.clone());
+            let prompt = PromptContext::new(&self.app, request.name, request.arguments, context.clone());
             self.prompts.get_prompt(prompt).await
         })
         .await
     }
 
-    /// Client logging is advertised only by the conformance fixtures.
+    /// Client logging, when the app offers it.
     #[allow(
         deprecated,
         reason = "client logging is deprecated (SEP-2577); the suite still tests it"
@@ -773,16 +784,14 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.observe("logging/setLevel", None, self.seen(&context), ok, async {
-            if cfg!(feature = "conformance") {
-                Ok(())
-            } else {
-                Err(missing_method("logging/setLevel"))
-            }
+            self.app
+                .set_level()
+                .unwrap_or_else(|| Err(missing_method("logging/setLevel")))
         })
         .await
     }
 
-    /// Resource subscriptions are advertised only by the conformance fixtures.
+    /// Resource subscriptions, when the app offers them.
     async fn subscribe(
         &self,
         request: rmcp::model::SubscribeRequestParams,
@@ -794,10 +803,9 @@ impl ServerHandler for McpServer {
             self.seen(&context),
             ok,
             async {
-                #[cfg(feature = "conformance")]
-                return crate::conformance::subscribe(&request.uri);
-                #[cfg(not(feature = "conformance"))]
-                Err(missing_method("resources/subscribe"))
+                self.app
+                    .subscribe(&request.uri)
+                    .unwrap_or_else(|| Err(missing_method("resources/subscribe")))
             },
         )
         .await
@@ -814,22 +822,19 @@ impl ServerHandler for McpServer {
             self.seen(&context),
             ok,
             async {
-                #[cfg(feature = "conformance")]
-                return crate::conformance::subscribe(&request.uri);
-                #[cfg(not(feature = "conformance"))]
-                Err(missing_method("resources/unsubscribe"))
+                self.app
+                    .subscribe(&request.uri)
+                    .unwrap_or_else(|| Err(missing_method("resources/unsubscribe")))
             },
         )
         .await
     }
 
-    /// Resource subscriptions on 2026-07-28 (`subscriptions/listen`); the fixtures never change,
-    /// so a listener gets its acknowledgment and then waits.
-    #[cfg(feature = "conformance")]
+    /// Resource subscriptions on 2026-07-28 (`subscriptions/listen`), when the app offers them.
     fn accepted_subscription_filter(
         &self,
         requested: &rmcp::model::SubscriptionFilter,
     ) -> Option<rmcp::model::SubscriptionFilter> {
-        Some(requested.clone())
+        self.app.subscription_filter(requested)
     }
 }

@@ -26,6 +26,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    mcp_app::McpApp,
     parse_budget::{self, InFlightBudget, ParseLimits, Unparsable},
     server::{McpServer, REFUSED_WHILE_DRAINING, explain_missing_method, missing_method, shutting_down},
     shutdown::{self, InFlight, Shutdown},
@@ -36,7 +37,7 @@ use crate::{
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Serves one stdio session until stdin closes or a signal drains it.
-pub async fn run(server: McpServer, shutdown: Shutdown, limits: ParseLimits, budget: InFlightBudget) {
+pub async fn run<A: McpApp>(server: McpServer<A>, shutdown: Shutdown, limits: ParseLimits, budget: InFlightBudget) {
     let (stdin, stdout) = stdio_pipes();
     let transport = StdioTransport::new(stdin, stdout, shutdown.clone(), limits, budget);
     let stop = CancellationToken::new();

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use validator::Validate;
 
 use super::{client_capabilities, input, policy};
-use crate::{guard::ToolPolicy, server::McpServer, tools::NoArguments};
+use crate::{conformance::Fixtures, guard::ToolPolicy, mcp_app::NoArguments};
 
 pub fn policies() -> Vec<ToolPolicy> {
     vec![
@@ -76,7 +76,7 @@ fn require(
 }
 
 #[tool_router(router = client_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Asks the client's model to answer the prompt (`sampling/createMessage`).
     #[tool]
     async fn test_sampling(

@@ -6,7 +6,7 @@ use rmcp::{
 };
 
 use super::policy;
-use crate::{guard::ToolPolicy, server::McpServer, tools::NoArguments};
+use crate::{conformance::Fixtures, guard::ToolPolicy, mcp_app::NoArguments};
 
 /// A 1×1 red PNG.
 pub const PNG: &str =
@@ -29,7 +29,7 @@ pub fn policies() -> Vec<ToolPolicy> {
 }
 
 #[tool_router(router = content_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Answers with one text block.
     #[tool]
     async fn test_simple_text(&self) -> CallToolResult {

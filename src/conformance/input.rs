@@ -13,8 +13,8 @@ use rmcp::{
         tool::{InputResponses, RequestState},
     },
     model::{
-        CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-        InputRequest, InputRequests, InputRequiredResult, PromptMessage, RequestStateCodec, Role, SealOptions,
+        CallToolResponse, CallToolResult, ContentBlock, GetPromptResponse, GetPromptResult, InputRequest,
+        InputRequests, InputRequiredResult, PromptMessage, RequestStateCodec, Role, SealOptions,
     },
     prompt, prompt_router,
     service::RequestContext,
@@ -23,7 +23,7 @@ use rmcp::{
 use serde_json::{Map, Value, json};
 
 use super::{client_capabilities, policy};
-use crate::{guard::ToolPolicy, server::McpServer, tools::NoArguments};
+use crate::{conformance::Fixtures, guard::ToolPolicy, mcp_app::NoArguments, mcp_app::PromptRetry};
 
 pub fn policies() -> Vec<ToolPolicy> {
     [
@@ -39,21 +39,6 @@ pub fn policies() -> Vec<ToolPolicy> {
     .into_iter()
     .map(policy::<NoArguments>)
     .collect()
-}
-
-/// The answers a retried `prompts/get` brings back; rmcp's prompt context does not carry them,
-/// so the server puts them in the request's extensions.
-#[derive(Debug, Clone, Default)]
-pub struct PromptRetry {
-    pub input_responses: Option<rmcp::model::InputResponses>,
-}
-
-impl From<&GetPromptRequestParams> for PromptRetry {
-    fn from(request: &GetPromptRequestParams) -> Self {
-        Self {
-            input_responses: request.input_responses.clone(),
-        }
-    }
 }
 
 /// A prompt's answer, complete or input required: one return type for both (rmcp converts
@@ -190,7 +175,7 @@ fn confirm(
 }
 
 #[tool_router(router = input_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Asks the user's name, then greets them.
     #[tool]
     async fn test_input_required_result_elicitation(
@@ -356,7 +341,7 @@ impl McpServer {
 }
 
 #[prompt_router(router = "input_prompts_router", vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Asks what context to use, then returns a prompt with it.
     #[prompt(name = "test_input_required_result_prompt")]
     async fn test_input_required_result_prompt(

@@ -1,7 +1,8 @@
-//! Fixtures for the MCP conformance suite (`make conformance`): the tools, resources, prompts
-//! and capabilities its scenarios call by fixed names. Compiled only with the `conformance`
-//! feature, into the same server: each fixture tool declares its policy like any tool and
-//! passes the same guard chain, and every request is observed and logged the same way.
+//! Fixtures for the MCP conformance suite (`make conformance`): an app of its own, whose tools,
+//! resources, prompts and capabilities are those the suite's scenarios call by fixed names.
+//! Served by the `conformance` build in place of the app: each fixture tool declares its policy
+//! like any tool and passes the same guard chain, and every request is observed and logged the
+//! same way.
 
 mod client;
 mod content;
@@ -15,18 +16,18 @@ mod tasks;
 use std::{collections::HashMap, time::Duration};
 
 use rmcp::{
-    RoleServer,
+    ErrorData, RoleServer,
     handler::server::router::{prompt::PromptRouter, tool::ToolRouter},
-    model::{ClientCapabilities, ServerCapabilities},
+    model::{
+        ClientCapabilities, CompleteRequestParams, CompleteResult, ReadResourceResult, Resource, ResourceTemplate,
+        ServerCapabilities, SubscriptionFilter,
+    },
     service::RequestContext,
 };
 
-pub use input::PromptRetry;
-pub use resources::{list as list_resources, read as read_resource, subscribe, templates as resource_templates};
-
 use crate::{
+    Kit, McpApp,
     guard::{Rate, ToolPolicy},
-    server::McpServer,
 };
 
 /// The suite calls some fixtures many times a second from one address; a quota it never meets.
@@ -38,14 +39,14 @@ fn policy<A: serde::de::DeserializeOwned + validator::Validate>(name: &'static s
 }
 
 /// Every fixture tool with its policy, one pair per tool, as the catalog expects.
-pub(crate) fn tools() -> Vec<(ToolRouter<McpServer>, ToolPolicy)> {
+pub(crate) fn tools() -> Vec<(ToolRouter<Fixtures>, ToolPolicy)> {
     let groups = [
-        (McpServer::content_router(), content::policies()),
-        (McpServer::notify_router(), notify::policies()),
-        (McpServer::client_router(), client::policies()),
-        (McpServer::input_router(), input::policies()),
-        (McpServer::schemas_router(), schemas::policies()),
-        (McpServer::tasks_router(), tasks::policies()),
+        (Fixtures::content_router(), content::policies()),
+        (Fixtures::notify_router(), notify::policies()),
+        (Fixtures::client_router(), client::policies()),
+        (Fixtures::input_router(), input::policies()),
+        (Fixtures::schemas_router(), schemas::policies()),
+        (Fixtures::tasks_router(), tasks::policies()),
     ];
     let mut pairs = Vec::new();
     for (router, policies) in groups {
@@ -62,16 +63,74 @@ pub(crate) fn tools() -> Vec<(ToolRouter<McpServer>, ToolPolicy)> {
 }
 
 /// Every fixture prompt.
-pub(crate) fn prompts() -> PromptRouter<McpServer> {
-    McpServer::fixture_prompts_router() + McpServer::input_prompts_router()
+pub(crate) fn prompts() -> PromptRouter<Fixtures> {
+    Fixtures::fixture_prompts_router() + Fixtures::input_prompts_router()
 }
 
-/// What the fixtures add to the server's capabilities: client logging and resource subscriptions.
-pub fn extend(capabilities: &mut ServerCapabilities) {
-    capabilities.logging = Some(Default::default());
-    capabilities.completions = Some(Default::default());
-    if let Some(resources) = capabilities.resources.as_mut() {
-        resources.subscribe = Some(true);
+/// The conformance suite's app.
+#[derive(Clone)]
+pub struct Fixtures;
+
+impl McpApp for Fixtures {
+    type Settings = crate::config::NoAppSettings;
+
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "The MCP conformance suite's fixtures.";
+    const INSTRUCTIONS: &'static str = "Fixtures for the MCP conformance suite.";
+
+    fn new(_settings: &Self::Settings, _kit: &Kit) -> Result<Self, String> {
+        Ok(Self)
+    }
+
+    fn tools() -> Vec<(ToolRouter<Self>, ToolPolicy)> {
+        tools()
+    }
+
+    fn prompts() -> PromptRouter<Self> {
+        prompts()
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        resources::list()
+    }
+
+    fn resource_templates(&self) -> Vec<ResourceTemplate> {
+        resources::templates()
+    }
+
+    fn read_resource(&self, uri: &str) -> Option<Result<ReadResourceResult, ErrorData>> {
+        resources::read(uri).map(Ok)
+    }
+
+    /// Client logging, completions (with no suggestions) and resource subscriptions.
+    fn capabilities(&self, capabilities: &mut ServerCapabilities) {
+        capabilities.logging = Some(Default::default());
+        capabilities.completions = Some(Default::default());
+        if let Some(resources) = capabilities.resources.as_mut() {
+            resources.subscribe = Some(true);
+        }
+    }
+
+    fn complete(
+        &self,
+        _request: &CompleteRequestParams,
+        _context: &RequestContext<RoleServer>,
+    ) -> Option<Result<CompleteResult, ErrorData>> {
+        Some(Ok(CompleteResult::default()))
+    }
+
+    fn set_level(&self) -> Option<Result<(), ErrorData>> {
+        Some(Ok(()))
+    }
+
+    fn subscribe(&self, uri: &str) -> Option<Result<(), ErrorData>> {
+        Some(resources::subscribe(uri))
+    }
+
+    /// The fixtures never change, so a listener gets its acknowledgment and then waits.
+    fn subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
     }
 }
 

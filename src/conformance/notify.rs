@@ -14,7 +14,7 @@ use rmcp::{
 };
 
 use super::policy;
-use crate::{guard::ToolPolicy, server::McpServer, tools::NoArguments};
+use crate::{conformance::Fixtures, guard::ToolPolicy, mcp_app::NoArguments};
 
 const STEP: Duration = Duration::from_millis(50);
 
@@ -37,7 +37,7 @@ async fn log(context: &RequestContext<RoleServer>, message: &str) {
 }
 
 #[tool_router(router = notify_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Logs three messages, 50 ms apart, then answers.
     #[tool]
     async fn test_tool_with_logging(&self, context: RequestContext<RoleServer>) -> CallToolResult {

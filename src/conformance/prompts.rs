@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::content::PNG;
-use crate::server::McpServer;
+use crate::conformance::Fixtures;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TwoArguments {
@@ -27,7 +27,7 @@ pub struct EmbedArguments {
 }
 
 #[prompt_router(router = "fixture_prompts_router", vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// A prompt without arguments.
     #[prompt(name = "test_simple_prompt")]
     async fn test_simple_prompt(&self) -> Vec<PromptMessage> {

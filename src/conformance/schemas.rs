@@ -10,7 +10,7 @@ use serde_json::json;
 use validator::Validate;
 
 use super::policy;
-use crate::{guard::ToolPolicy, server::McpServer};
+use crate::{conformance::Fixtures, guard::ToolPolicy};
 
 pub fn policies() -> Vec<ToolPolicy> {
     vec![
@@ -72,7 +72,7 @@ pub struct RegionRequest {
 }
 
 #[tool_router(router = schemas_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Records a contact (name, address, and a phone or an email).
     #[tool(input_schema = contact_schema())]
     async fn json_schema_2020_12_tool(&self) -> String {

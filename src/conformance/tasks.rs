@@ -20,10 +20,10 @@ use validator::Validate;
 
 use super::{input::elicitation, policy};
 use crate::{
+    conformance::Fixtures,
     guard::{TaskSupport, ToolPolicy},
+    mcp_app::NoArguments,
     progress::Progress,
-    server::McpServer,
-    tools::NoArguments,
 };
 
 /// The longest `slow_compute` sleeps; the suite asks for up to 60 s, then cancels.
@@ -98,7 +98,7 @@ fn text(text: String) -> CallToolResult {
 }
 
 #[tool_router(router = tasks_router, vis = "pub(crate)")]
-impl McpServer {
+impl Fixtures {
     /// Greets by name, always within the request.
     #[tool]
     async fn greet(&self, Parameters(greeting): Parameters<Greeting>) -> CallToolResult {

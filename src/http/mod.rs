@@ -31,6 +31,7 @@ use self::{
 use crate::{
     auth::Verifier,
     config::ServeConfig,
+    mcp_app::McpApp,
     parse_budget::InFlightBudget,
     refusals::Refusals,
     server::McpServer,
@@ -69,10 +70,10 @@ fn health_routes(readiness: health::Readiness) -> Router {
 
 /// Builds the router: MCP behind its edge layer; health endpoints and metadata open.
 #[allow(clippy::too_many_arguments, reason = "each is one part of the server, built once")]
-pub fn app(
+pub fn app<A: McpApp>(
     config: &ServeConfig,
     public_url: &Url,
-    server: McpServer,
+    server: McpServer<A>,
     shutdown: Shutdown,
     health: Router,
     verifier: Option<Arc<Verifier>>,
@@ -208,11 +209,11 @@ pub fn bound_url(listener: &tokio::net::TcpListener) -> Result<Url, String> {
 
 /// Serves HTTP on `listener` (and the health endpoints on `health_listener`, when given)
 /// until a signal, then drains and exits.
-pub async fn run(
+pub async fn run<A: McpApp>(
     config: &ServeConfig,
     listener: tokio::net::TcpListener,
     health_listener: Option<tokio::net::TcpListener>,
-    server: McpServer,
+    server: McpServer<A>,
     shutdown: Shutdown,
     verifier: Option<Arc<Verifier>>,
 ) -> Result<(), String> {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use crate::{
+    app::App,
     guard::{Rate, ToolPolicy},
-    server::McpServer,
     weather,
 };
 
@@ -74,7 +74,7 @@ pub struct DailyForecast {
 }
 
 #[tool_router(router = forecast_router, vis = "pub(crate)")]
-impl McpServer {
+impl App {
     /// Get the daily weather forecast for a city: high and low temperature (°C),
     /// precipitation (mm) and a summary of conditions for each day.
     #[tool(annotations(read_only_hint = true, open_world_hint = true))]
@@ -86,7 +86,7 @@ impl McpServer {
     }
 }
 
-impl McpServer {
+impl App {
     /// The forecast for one city: two upstream calls (find the place, then its forecast).
     pub(crate) async fn forecast_for(&self, city: &str, days: u8) -> Result<Forecast, String> {
         let city = city.trim();

@@ -12,9 +12,9 @@ use validator::Validate;
 
 use super::forecast::{Forecast, PLACE_NAME_PATTERN, default_days};
 use crate::{
+    app::App,
     guard::{Rate, TaskSupport, ToolPolicy},
     progress::Progress,
-    server::McpServer,
 };
 
 /// Cities fetched at once: enough to finish 20 cities in a few seconds, few enough not to
@@ -74,7 +74,7 @@ pub struct CityForecast {
 }
 
 #[tool_router(router = forecasts_router, vis = "pub(crate)")]
-impl McpServer {
+impl App {
     /// Get daily forecasts for up to 20 cities at once (as get_forecast gives for one). Long:
     /// reports progress per city, and runs as a task for clients that support tasks.
     #[tool(annotations(read_only_hint = true, open_world_hint = true))]

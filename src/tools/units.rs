@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use crate::{
+    app::App,
     guard::{Rate, ToolPolicy},
-    server::McpServer,
 };
 
 /// Any caller; cheap, so 10 calls a second each (bursts of 20); 1 s is plenty.
@@ -70,7 +70,7 @@ pub struct Converted {
 }
 
 #[tool_router(router = units_router, vis = "pub(crate)")]
-impl McpServer {
+impl App {
     /// Convert a temperature between celsius, fahrenheit and kelvin.
     #[tool(annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false))]
     pub async fn convert_temperature(

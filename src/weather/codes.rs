@@ -7,7 +7,9 @@ use rmcp::{
 };
 use serde::Serialize;
 
-use crate::resources::{JSON, not_found};
+use crate::mcp_app::resource_not_found as not_found;
+
+const JSON: &str = "application/json";
 
 const CODES_URI: &str = "weather://codes";
 const CODE_PREFIX: &str = "weather://codes/";

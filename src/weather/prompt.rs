@@ -11,8 +11,8 @@ use serde::Deserialize;
 use validator::Validate;
 
 use crate::{
+    app::App,
     guard::check_rules,
-    server::McpServer,
     tools::{PLACE_NAME, PLACE_NAME_PATTERN},
 };
 
@@ -34,7 +34,7 @@ pub struct PlanOutdoorActivity {
 }
 
 #[prompt_router(router = "plan_router", vis = "pub(crate)")]
-impl McpServer {
+impl App {
     /// Plan an outdoor activity around the weather: fetches the forecast and picks the best day.
     #[prompt(name = "plan_outdoor_activity")]
     pub async fn plan_outdoor_activity(

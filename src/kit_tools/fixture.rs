@@ -19,22 +19,23 @@ use validator::Validate;
 use crate::{
     guard::{Rate, TaskSupport, ToolPolicy},
     progress::Progress,
-    server::McpServer,
 };
 
-pub fn tools() -> Vec<(rmcp::handler::server::router::tool::ToolRouter<McpServer>, ToolPolicy)> {
+use super::KitTools;
+
+pub fn tools() -> Vec<(rmcp::handler::server::router::tool::ToolRouter<KitTools>, ToolPolicy)> {
     let mut tools = vec![
-        (McpServer::fixture_router(), policy()),
-        (McpServer::fixture_many_router(), many_policy()),
+        (KitTools::fixture_router(), policy()),
+        (KitTools::fixture_many_router(), many_policy()),
     ];
     if std::env::var_os("MCP_FIXTURE_FAULTS").is_some() {
         tools.push((
-            McpServer::broken_schema_router(),
+            KitTools::broken_schema_router(),
             ToolPolicy::new::<BrokenSchemaRequest>("broken_schema_fixture"),
         ));
         tools.push((
-            McpServer::panic_router(),
-            ToolPolicy::new::<crate::tools::NoArguments>("panic_fixture").task(TaskSupport::Optional),
+            KitTools::panic_router(),
+            ToolPolicy::new::<crate::mcp_app::NoArguments>("panic_fixture").task(TaskSupport::Optional),
         ));
     }
     tools
@@ -57,7 +58,7 @@ pub struct FetchRequest {
 }
 
 #[tool_router(router = fixture_router, vis = "pub(crate)")]
-impl McpServer {
+impl KitTools {
     /// Test fixture: GET a URL through the upstream client and return its body as text.
     #[tool(annotations(read_only_hint = true, open_world_hint = true))]
     pub async fn fetch_fixture(&self, Parameters(request): Parameters<FetchRequest>) -> Result<String, String> {
@@ -87,7 +88,7 @@ pub struct FetchManyRequest {
 }
 
 #[tool_router(router = fixture_many_router, vis = "pub(crate)")]
-impl McpServer {
+impl KitTools {
     /// Test fixture: GET a URL several times through the upstream client, reporting progress;
     /// returns the bodies, one per line.
     #[tool(annotations(read_only_hint = true, open_world_hint = true))]
@@ -122,7 +123,7 @@ pub struct BrokenSchemaRequest {
 }
 
 #[tool_router(router = broken_schema_router, vis = "pub(crate)")]
-impl McpServer {
+impl KitTools {
     /// Test fixture: echoes its text, were its arguments ever checked.
     #[tool(annotations(read_only_hint = true))]
     pub async fn broken_schema_fixture(&self, Parameters(request): Parameters<BrokenSchemaRequest>) -> String {
@@ -131,7 +132,7 @@ impl McpServer {
 }
 
 #[tool_router(router = panic_router, vis = "pub(crate)")]
-impl McpServer {
+impl KitTools {
     /// Test fixture: panics, as a tool with a bug would.
     #[tool(annotations(read_only_hint = true))]
     pub async fn panic_fixture(&self) -> String {

@@ -6,8 +6,8 @@ use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::NoArguments;
-use crate::{guard::ToolPolicy, server::McpServer};
+use super::KitTools;
+use crate::{guard::ToolPolicy, mcp_app::NoArguments};
 
 /// The scope an operator's token needs.
 pub const ADMIN_SCOPE: &str = "mcp:admin";
@@ -37,8 +37,22 @@ pub struct Status {
     pub redis_failures: Option<u64>,
 }
 
+impl KitTools {
+    async fn status(&self) -> Status {
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: self.started.elapsed().as_secs(),
+            in_flight: self.shutdown.in_flight(),
+            rate_limit_buckets: self.guard.limits().live_keys(),
+            tasks: self.tasks.held().await,
+            shared_state: if self.shared.is_some() { "redis" } else { "memory" },
+            redis_failures: self.shared.as_ref().map(|redis| redis.failures()),
+        }
+    }
+}
+
 #[tool_router(router = status_router, vis = "pub(crate)")]
-impl McpServer {
+impl KitTools {
     /// Operational status of this server process: version, uptime, load and rate-limit state.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     pub async fn server_status(&self) -> Json<Status> {

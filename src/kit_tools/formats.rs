@@ -45,6 +45,18 @@ pub fn is_standard(format: &str) -> bool {
 
 /// Removes every non-standard `format` from `schema` and its subschemas, adding the bounds an
 /// integer format implied where the schema has none as tight.
+/// Every `format` value anywhere in `value`.
+pub fn formats_in<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            out.extend(map.get("format").and_then(Value::as_str));
+            map.values().for_each(|v| formats_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| formats_in(v, out)),
+        _ => {}
+    }
+}
+
 pub fn keep_standard_formats(schema: &mut Map<String, Value>) {
     if let Some(Value::String(format)) = schema.get("format")
         && !is_standard(format)
