@@ -7,6 +7,7 @@ FROM rust:1.95-slim-trixie AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY kit ./kit
 # Cache mounts keep downloaded crates and compiled dependencies between builds: a code change
 # recompiles this crate only. The binary leaves the cache mount before the step ends.
 # Cargo features to build in, e.g. `--build-arg FEATURES=otel` for OpenTelemetry traces.

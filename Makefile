@@ -12,7 +12,7 @@ export TOOLS
 export PATH := $(TOOLS)/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-stdio build release test redis python-interop observability-check lint fmt clean deny docker container-check conformance inspector inspector-check oauth-check bench abuse
+.PHONY: help run run-stdio build release test redis python-interop observability-check lint fmt clean deny docker container-check conformance inspector inspector-check oauth-check bench abuse upgrade-kit
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -118,6 +118,10 @@ bench: redis ## Benchmark the release build on loopback beside a bare rmcp serve
 	@# loadgen and the baselines it compares the server with (loadgen/baselines/), one workspace.
 	$(CARGO) build --locked --release --manifest-path loadgen/Cargo.toml --target-dir target/loadgen
 	target/loadgen/release/loadgen target/benchmark/$(BIN) target/benchmark
+
+upgrade-kit: ## Take a newer kit: replace kit/ with TEMPLATE's (a checkout or git URL), then run the tests
+	scripts/upgrade-kit "$(TEMPLATE)"
+	$(MAKE) test
 
 # template-only:begin
 .PHONY: template-check twins

@@ -8,7 +8,9 @@ use rmcp::{
     model::{ReadResourceResult, Resource, ResourceTemplate},
 };
 
-use crate::{Kit, McpApp, guard::ToolPolicy, settings::Settings, upstream::Upstream};
+use mcp_server_kit::{Kit, McpApp, guard::ToolPolicy, upstream::Upstream};
+
+use crate::settings::Settings;
 // weather-example:begin
 use crate::weather::OpenMeteo;
 // weather-example:end

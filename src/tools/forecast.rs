@@ -8,11 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use crate::{
-    app::App,
-    guard::{Rate, ToolPolicy},
-    weather,
-};
+use mcp_server_kit::guard::{Rate, ToolPolicy};
+
+use crate::{app::App, weather};
 
 /// Any caller; 30 calls a minute each (bursts of 10), since each call costs two upstream
 /// requests; 20 s covers the upstream's own timeout plus a retry.

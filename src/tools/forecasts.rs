@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use super::forecast::{Forecast, PLACE_NAME_PATTERN, default_days};
-use crate::{
-    app::App,
+use mcp_server_kit::{
     guard::{Rate, TaskSupport, ToolPolicy},
     progress::Progress,
 };
+
+use crate::app::App;
 
 /// Cities fetched at once: enough to finish 20 cities in a few seconds, few enough not to
 /// flood the upstream API.

@@ -12,7 +12,9 @@ mod units;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 
-use crate::{app::App, guard::ToolPolicy};
+use mcp_server_kit::guard::ToolPolicy;
+
+use crate::app::App;
 
 /// Every tool's router, one tool each, with its policy.
 pub(crate) fn all() -> Vec<(ToolRouter<App>, ToolPolicy)> {
@@ -31,7 +33,7 @@ mod tests {
     /// (schemas compile on a tool's first call; this compiles every one now).
     #[test]
     fn every_tool_schema_is_standard_and_compiles() {
-        if let Err(fault) = crate::kit_tools::check_catalog::<crate::app::App>() {
+        if let Err(fault) = mcp_server_kit::kit_tools::check_catalog::<crate::app::App>() {
             panic!("{fault}");
         }
     }

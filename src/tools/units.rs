@@ -7,10 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use crate::{
-    app::App,
-    guard::{Rate, ToolPolicy},
-};
+use mcp_server_kit::guard::{Rate, ToolPolicy};
+
+use crate::app::App;
 
 /// Any caller; cheap, so 10 calls a second each (bursts of 20); 1 s is plenty.
 pub fn policy() -> ToolPolicy {

@@ -7,7 +7,7 @@ use rmcp::{
 };
 use serde::Serialize;
 
-use crate::mcp_app::resource_not_found as not_found;
+use mcp_server_kit::mcp_app::resource_not_found as not_found;
 
 const JSON: &str = "application/json";
 

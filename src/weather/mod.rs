@@ -10,7 +10,7 @@ pub use codes::weather_code;
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::{
+use mcp_server_kit::{
     config::http_url,
     upstream::{Upstream, UpstreamError},
 };
@@ -46,8 +46,6 @@ pub struct Place {
     pub longitude: f64,
     #[serde(default)]
     pub country: Option<String>,
-    #[serde(default)]
-    pub timezone: Option<String>,
 }
 
 /// One day of the forecast as Open-Meteo reports it, in metric units.

@@ -10,9 +10,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use validator::Validate;
 
+use mcp_server_kit::guard::check_rules;
+
 use crate::{
     app::App,
-    guard::check_rules,
     tools::{PLACE_NAME, PLACE_NAME_PATTERN},
 };
 

@@ -1,11 +1,11 @@
-//! An MCP server on rmcp, served over stdio or Streamable HTTP in both protocol generations.
+//! The kit of an MCP server on rmcp, served over stdio or Streamable HTTP in both protocol
+//! generations: transports, the HTTP edge, auth, the guard chain, state and Redis, tasks,
+//! progress, logs, metrics and traces, the upstream client, shutdown and health.
 //!
-//! The kit serves an app: a type implementing [`McpApp`] (its tools, prompts, resources and
-//! settings). `main.rs` calls [`run`] with the app; tests drive the built binary. The kit's
-//! modules never import the app's (`app`, `tools`, `prompts`, `resources` and the example).
+//! It serves an app: a type implementing [`McpApp`] (its tools, prompts, resources and
+//! settings). The app's `main.rs` calls [`run`] with it. The kit never depends on an app.
 
 mod allocator;
-pub mod app;
 pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
@@ -28,20 +28,15 @@ pub mod otel;
 pub mod parse_budget;
 mod periodic;
 pub mod progress;
-pub mod prompts;
 mod refusals;
-pub mod resources;
 pub mod server;
-pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod stdio;
 pub mod tasks;
 pub mod telemetry;
-mod tools;
 pub mod upstream;
-{% if weather %}pub mod weather;
-{% endif %}
+
 use std::{process::ExitCode, sync::Arc};
 
 use auth::{JwtSettings, JwtVerifier, Principal, StaticTokens, Verifier};
@@ -137,7 +132,11 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
         Transport::Stdio => (None, None),
     };
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream, upstream_hosts.clone());
+    let upstream = upstream::Upstream::new(&config.upstream, upstream_hosts.clone()).with_user_agent(&format!(
+        "{}/{}",
+        A::NAME,
+        A::VERSION
+    ));
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     if let Some(current) = &verifier {
         reload_on_sighup(config.clone(), current.clone());
@@ -217,7 +216,7 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
     }
     tracing::info!(
         event = "starting",
-        version = env!("CARGO_PKG_VERSION"),
+        version = A::VERSION,
         transport = config.transport.name(),
         auth = ?config.auth.auth,
         drain_timeout_s = config.drain_timeout.as_secs(),

@@ -841,7 +841,7 @@ fn network(raw: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// A value parser for an absolute http(s) URL.
-pub(crate) fn http_url(raw: &str) -> Result<Url, String> {
+pub fn http_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),

@@ -22,6 +22,8 @@ use crate::{guard::ToolPolicy, mcp_app::McpApp, shutdown::Shutdown, tasks::Tasks
 /// The kit's own tools: what they read of the server.
 #[derive(Clone)]
 pub struct KitTools {
+    /// The app's version, which `server_status` reports.
+    pub(crate) version: &'static str,
     pub(crate) started: Instant,
     pub(crate) shutdown: Shutdown,
     pub(crate) tasks: Tasks,
@@ -80,7 +82,7 @@ fn merge<S: Send + Sync + 'static>(
 }
 
 /// Checks every tool of app `A`: schemas with standard formats only, input schemas that
-/// compile. For an app's own tests (`mcp_starter::kit_tools::check_catalog::<App>()`).
+/// compile. For an app's own tests (`mcp_server_kit::kit_tools::check_catalog::<App>()`).
 pub fn check_catalog<A: McpApp>() -> Result<(), String> {
     let Catalog { app, kit, policies } = catalog::<A>();
     let tools = app.list_all().into_iter().chain(kit.list_all());

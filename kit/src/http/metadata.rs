@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 pub struct Metadata(pub std::sync::Arc<Value>);
 
 impl Metadata {
-    pub fn new(resource: &Url, authorization_servers: &[Url], scopes: &[String]) -> Self {
+    pub fn new(name: &str, resource: &Url, authorization_servers: &[Url], scopes: &[String]) -> Self {
         Self(std::sync::Arc::new(json!({
             "resource": resource.as_str(),
             "authorization_servers": authorization_servers.iter().map(|u| u.as_str().trim_end_matches('/')).collect::<Vec<_>>(),
             "scopes_supported": scopes,
             "bearer_methods_supported": ["header"],
-            "resource_name": env!("CARGO_PKG_NAME"),
+            "resource_name": name,
         })))
     }
 }

@@ -137,6 +137,7 @@ impl<A: McpApp> McpServer<A> {
             guard.limits().share(redis.clone());
         }
         let kit = KitTools {
+            version: A::VERSION,
             started: Instant::now(),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),

@@ -106,7 +106,7 @@ pub fn app<A: McpApp>(
             .filter_map(|iss| Url::parse(iss).ok())
             .collect(),
     };
-    let metadata = metadata::Metadata::new(&resource, &authorization_servers, &scopes);
+    let metadata = metadata::Metadata::new(A::NAME, &resource, &authorization_servers, &scopes);
     // With Redis, sessions are shared: their owners and caps, the `initialize` another replica
     // replays to restore one, and the events a dropped stream resumes from.
     let shared_sessions = server

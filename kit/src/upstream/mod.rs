@@ -54,6 +54,8 @@ pub struct Upstream {
     /// Idle connections kept per host: no more than may be in use at once.
     max_idle_per_host: usize,
     retry: RetryPolicy,
+    /// `name/version` of the server, sent as User-Agent.
+    user_agent: Arc<str>,
 }
 
 impl Upstream {
@@ -76,14 +78,21 @@ impl Upstream {
                 attempt_timeout: config.upstream_timeout,
                 deadline: config.upstream_deadline,
             },
+            user_agent: concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")).into(),
         }
+    }
+
+    /// Sends `user_agent` (the app's `name/version`) as User-Agent, instead of the kit's.
+    pub fn with_user_agent(mut self, user_agent: &str) -> Self {
+        self.user_agent = user_agent.into();
+        self
     }
 
     /// The pooled HTTP client, built by the first call that needs it.
     fn client(&self) -> Result<&reqwest::Client, String> {
         let built = self.http.get_or_init(|| {
             reqwest::Client::builder()
-                .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+                .user_agent(&*self.user_agent)
                 .connect_timeout(self.connect_timeout)
                 .pool_max_idle_per_host(self.max_idle_per_host)
                 // The guard filters DNS answers and checks every redirect hop.

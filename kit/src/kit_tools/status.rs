@@ -40,7 +40,7 @@ pub struct Status {
 impl KitTools {
     async fn status(&self) -> Status {
         Status {
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: self.version.into(),
             uptime_s: self.started.elapsed().as_secs(),
             in_flight: self.shutdown.in_flight(),
             rate_limit_buckets: self.guard.limits().live_keys(),
