@@ -643,6 +643,16 @@ impl ServeConfig {
         }
     }
 
+    /// The tool quotas and timeouts the settings override.
+    pub fn overrides(&self) -> crate::guard::Overrides {
+        crate::guard::Overrides {
+            quotas: self.policy.rate_limits.iter().cloned().collect(),
+            timeouts: self.policy.tool_timeouts.iter().cloned().collect(),
+            #[cfg(feature = "bench")]
+            off: self.policy.bench_guard_off,
+        }
+    }
+
     /// The hosts upstream calls may reach: the explicit list, else `apis`, those of the APIs
     /// the app calls.
     pub fn upstream_hosts(&self, apis: Vec<url::Host>) -> Vec<url::Host> {

@@ -35,6 +35,8 @@ pub mod state;
 pub mod stdio;
 pub mod tasks;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod upstream;
 
 use std::{process::ExitCode, sync::Arc};
@@ -169,12 +171,7 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
         Some(redis) => Arc::new(state::tasks::RedisTaskStore::new(redis.clone())),
         None => Arc::new(tasks::MemoryStore::default()),
     };
-    let overrides = guard::Overrides {
-        quotas: config.policy.rate_limits.iter().cloned().collect(),
-        timeouts: config.policy.tool_timeouts.iter().cloned().collect(),
-        #[cfg(feature = "bench")]
-        off: config.policy.bench_guard_off,
-    };
+    let overrides = config.overrides();
     let app = A::new(
         &settings,
         &Kit {

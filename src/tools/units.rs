@@ -92,11 +92,49 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    use rmcp::model::CallToolRequestParams;
+    use serde_json::{Value, json};
+
     use super::TemperatureUnit::*;
+    use crate::app::App;
 
     #[test]
     fn round_trips_through_kelvin() {
         assert!((Fahrenheit.in_unit_from_kelvin(Celsius.to_kelvin(100.0)) - 212.0).abs() < 1e-9);
         assert!((Celsius.in_unit_from_kelvin(Kelvin.to_kelvin(0.0)) + 273.15).abs() < 1e-9);
+    }
+
+    /// The tool behind the kit's whole chain, served in this process: no binary, milliseconds.
+    #[tokio::test]
+    async fn converts_and_refuses_through_the_guard_chain() {
+        let client = mcp_server_kit::testing::connect::<App>(&[]).await.unwrap();
+        let call = async |arguments: Value| {
+            let arguments = arguments.as_object().unwrap().clone();
+            let params = CallToolRequestParams::new("convert_temperature").with_arguments(arguments);
+            let result = client.call_tool(params).await.unwrap();
+            (
+                result.is_error,
+                result.structured_content,
+                serde_json::to_string(&result.content).unwrap(),
+            )
+        };
+
+        let (failed, converted, _) =
+            call(json!({ "temperature": { "value": 100, "unit": "celsius" }, "to": "fahrenheit" })).await;
+        assert_eq!(
+            (failed, converted),
+            (Some(false), Some(json!({ "value": 212.0, "unit": "fahrenheit" })))
+        );
+        // Out of range: refused by the guard, before the tool runs, naming the field.
+        let (failed, _, text) =
+            call(json!({ "temperature": { "value": 1e9, "unit": "celsius" }, "to": "kelvin" })).await;
+        assert_eq!(failed, Some(true));
+        assert!(text.contains("value"), "{text}");
+        // The tool's own failure, for the model to read.
+        let (failed, _, text) =
+            call(json!({ "temperature": { "value": -300, "unit": "celsius" }, "to": "kelvin" })).await;
+        assert_eq!(failed, Some(true));
+        assert!(text.contains("below absolute zero"), "{text}");
+        client.cancel().await.unwrap();
     }
 }

@@ -1,14 +1,15 @@
-//! The MCP server around an app: what it announces, how requests reach the app's tool,
-//! resource and prompt routers (and the kit's own tools), and the one place every request
-//! passes through on every transport (`observe`): drain gate, cancellation, and one JSON log
-//! line per request.
+//! The MCP server around an app: what it announces, and how requests reach the app's tool,
+//! resource and prompt routers (and the kit's own tools). Every handler runs its work through
+//! `observe` (observe.rs); the protocol's error answers are in errors.rs.
 
-use std::{
-    borrow::Cow,
-    future::Future,
-    sync::{Arc, LazyLock},
-    time::Instant,
-};
+mod errors;
+mod observe;
+
+use errors::malformed_params;
+pub use errors::{REFUSED_WHILE_DRAINING, SHUTTING_DOWN, explain_missing_method, missing_method, shutting_down};
+use observe::ok;
+
+use std::{borrow::Cow, sync::Arc, time::Instant};
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -18,18 +19,15 @@ use rmcp::{
         tool::ToolCallContext,
     },
     model::{
-        CallToolRequest, CallToolRequestParams, CallToolResponse, CancelTaskParams, CancelTaskRequest,
-        ClientCapabilities, CompleteRequestParams, CompleteResult, CreateTaskResult, CustomRequest, CustomResult,
-        DiscoverResult, ErrorCode, GetPromptRequest, GetPromptRequestParams, GetPromptResponse, GetTaskParams,
-        GetTaskRequest, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsRequest,
-        ListPromptsResult, ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
-        ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-        ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestId, ServerCapabilities,
-        ServerConfig, Tool, UpdateTaskParams, UpdateTaskRequest,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, CompleteRequestParams,
+        CompleteResult, CreateTaskResult, CustomRequest, CustomResult, DiscoverResult, ErrorCode,
+        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
     },
     service::RequestContext,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Principal,
@@ -48,27 +46,6 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
 ];
-
-/// JSON-RPC code for requests refused or cancelled because the server is shutting down
-/// (in the implementation-defined server error range).
-pub const SHUTTING_DOWN: ErrorCode = ErrorCode(-32000);
-
-/// Who calls when the HTTP edge named no one (it always does; a safe default all the same).
-static UNKNOWN_CALLER: LazyLock<Principal> = LazyLock::new(|| Principal::anonymous("unknown"));
-
-/// The parts of a request its log line and its cancellation need.
-struct Seen {
-    cancelled: CancellationToken,
-    id: RequestId,
-    protocol: Option<ProtocolVersion>,
-    transport: &'static str,
-    subject: String,
-    /// The trace context the request's span continues, and its session (`otel` builds only).
-    #[cfg(feature = "otel")]
-    parent: Option<opentelemetry::Context>,
-    #[cfg(feature = "otel")]
-    session: Option<String>,
-}
 
 /// The server serving app `A`, one handle per session or request: the HTTP transport clones it
 /// for each one, so it is a single `Arc` to what it holds.
@@ -189,178 +166,7 @@ impl<A: McpApp> McpServer<A> {
     pub fn guard(&self) -> &Arc<Guard> {
         &self.guard
     }
-
-    /// The caller: put in the request by the HTTP edge, or the stdio principal.
-    fn principal<'a>(&'a self, context: &'a RequestContext<RoleServer>) -> &'a Principal {
-        match context.extensions.get::<axum::http::request::Parts>() {
-            Some(parts) => parts.extensions.get::<Principal>().unwrap_or(&UNKNOWN_CALLER),
-            None => &self.stdio_principal,
-        }
-    }
-
-    /// What [`Self::observe`] needs of a request, taken before the handler consumes its context
-    /// (a clone of the context would copy the HTTP request's headers too).
-    fn seen(&self, context: &RequestContext<RoleServer>) -> Seen {
-        let http = context.extensions.get::<axum::http::request::Parts>();
-        Seen {
-            cancelled: context.ct.clone(),
-            id: context.id.clone(),
-            protocol: context.protocol_version(),
-            transport: if http.is_some() { "http" } else { "stdio" },
-            subject: self.principal(context).subject.clone(),
-            #[cfg(feature = "otel")]
-            parent: crate::otel::parent(&context.meta.0.0, http.map(|parts| &parts.headers)),
-            #[cfg(feature = "otel")]
-            session: http
-                .and_then(|parts| parts.headers.get("mcp-session-id")?.to_str().ok())
-                .map(str::to_owned),
-        }
-    }
-
-    /// Runs one request: cancels it when the client cancels or the drain period runs out,
-    /// and logs one line with its outcome and duration. (Counting requests in flight and
-    /// refusing new ones while draining happens at the transport edges, which see the answer
-    /// leave, not only the handler return.)
-    ///
-    /// Boxed: rmcp moves each request's future into a task of its own, and a handler's whole
-    /// work inlined (the guard, a task's start, the tool) would make each move a large copy.
-    fn observe<'a, T: Send + 'a>(
-        &'a self,
-        method: &'static str,
-        name: Option<&'a str>,
-        seen: Seen,
-        classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str) + Send + 'a,
-        work: impl Future<Output = Result<T, ErrorData>> + Send + 'a,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<T, ErrorData>> + Send + 'a>> {
-        Box::pin(self.observed(method, name, seen, classify, work))
-    }
-
-    async fn observed<T>(
-        &self,
-        method: &'static str,
-        name: Option<&str>,
-        seen: Seen,
-        classify: impl FnOnce(&Result<T, ErrorData>) -> (Option<Decision>, &'static str),
-        work: impl Future<Output = Result<T, ErrorData>>,
-    ) -> Result<T, ErrorData> {
-        let started = Instant::now();
-        let request_id = seen.id.to_string();
-        // The request's span, when traces are exported; its work runs in the span's context.
-        #[cfg(feature = "otel")]
-        let (span, work) = match crate::otel::request_span(crate::otel::Request {
-            method,
-            target: name,
-            id: &request_id,
-            protocol: seen.protocol.as_ref().map(|v| v.as_str()),
-            transport: seen.transport,
-            session: seen.session.as_deref(),
-            parent: seen.parent,
-        }) {
-            Some(span) => (
-                Some(span.clone()),
-                futures_util::future::Either::Left(opentelemetry::context::FutureExt::with_context(work, span)),
-            ),
-            None => (None, futures_util::future::Either::Right(work)),
-        };
-        // Reading or cancelling a task is instant and still served once the drain ran out.
-        let abortable = !method.starts_with("tasks/");
-        // A panic in the work (a fault in a tool or in the server) answers as an internal error,
-        // rather than leaving the caller waiting for an answer that would never come.
-        let work = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work));
-        let ((decision, outcome), result) = tokio::select! {
-            result = work => match result {
-                Ok(result) => (classify(&result), result),
-                Err(_) => ((None, "panicked"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "the server failed while handling this request (a fault in the server, logged); retrying may not help", None))),
-            },
-            _ = self.shutdown.aborted(), if abortable => ((None, "cancelled_by_shutdown"), Err(shutting_down("the server is shutting down and cancelled this request when its drain period ran out; retry it"))),
-            _ = seen.cancelled.cancelled() => ((None, "cancelled"), Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "request cancelled by the client", None))),
-        };
-        let decision = decision.map(Decision::as_str);
-        let elapsed = started.elapsed().as_secs_f64();
-        let duration_ms = (elapsed * 1e6).round() / 1e3; // µs precision
-        // What a client chose (names, ids, a token's subject) is logged clipped.
-        let (subject, name) = (clip(&seen.subject), name.map(clip));
-        let request_id = clip(&request_id);
-        let protocol = seen.protocol.as_ref().map(|v| v.as_str());
-        let transport = seen.transport;
-        if let Some(metrics) = crate::metrics::get() {
-            let error_type = match &result {
-                // A tool's failure, a refusal, a timeout: all answered as `isError` results.
-                Ok(_) if !matches!(outcome, "ok" | "task_started") => "tool_error",
-                Ok(_) => "",
-                Err(error) => crate::metrics::error_code(error.code.0),
-            };
-            metrics.operation(method, name.as_deref(), protocol, transport, error_type, elapsed);
-            if let (Some(tool), Some(decision)) = (name.as_deref(), decision)
-                && method == "tools/call"
-            {
-                metrics.guard_decision(tool, decision);
-            }
-        }
-        #[cfg(feature = "otel")]
-        let ids = span.map(|span| {
-            crate::otel::finish(&span, decision, outcome, result.as_ref().err().map(|e| e.code.0));
-            crate::otel::ids(&span)
-        });
-        #[cfg(feature = "otel")]
-        let (trace_id, span_id) = ids.as_ref().map(|ids| (ids.trace(), ids.span())).unzip();
-        #[cfg(not(feature = "otel"))]
-        let (trace_id, span_id): (Option<&str>, Option<&str>) = (None, None);
-        let log = || match &result {
-            // Fields given as `&str`, not `%Display`: recorded as they are, with no string made.
-            Ok(_) => tracing::info!(
-                event = "request",
-                method,
-                name = name.as_deref(),
-                request_id = request_id.as_ref(),
-                protocol,
-                transport,
-                subject = subject.as_ref(),
-                decision,
-                duration_ms,
-                outcome,
-                trace_id,
-                span_id,
-                "handled {method}"
-            ),
-            Err(error) => tracing::warn!(
-                event = "request",
-                method,
-                name = name.as_deref(),
-                request_id = request_id.as_ref(),
-                protocol,
-                transport,
-                subject = subject.as_ref(),
-                decision,
-                duration_ms,
-                outcome,
-                error_code = error.code.0,
-                error = clip(&error.message).as_ref(),
-                trace_id,
-                span_id,
-                "handled {method}"
-            ),
-        };
-        // A refusal a client can repeat at will (a call the guard turned away, a request it got
-        // wrong) is logged in full once a second per kind, the rest counted: a flood of them
-        // cannot flood the log.
-        let refused = match &result {
-            Ok(_) => decision.filter(|d| *d != Decision::Allowed.as_str()),
-            Err(error) => CLIENT_ERRORS
-                .contains(&error.code.0)
-                .then(|| crate::metrics::error_code(error.code.0)),
-        };
-        match refused {
-            Some(kind) => crate::refusals::Refusals::server().record(kind, log),
-            None => log(),
-        }
-        result
-    }
 }
-
-/// JSON-RPC errors for what the client sent (invalid request or params, an unknown method,
-/// resource or task, a capability it lacks), as opposed to the server's own trouble.
-const CLIENT_ERRORS: [i32; 5] = [-32600, -32601, -32602, -32002, -32021];
 
 impl<A: McpApp> McpServer<A> {
     /// Answers with a task and runs the call in the background, under the tool's timeout, as
@@ -395,100 +201,6 @@ impl<A: McpApp> McpServer<A> {
         })
     }
 }
-
-fn ok<T>(result: &Result<T, ErrorData>) -> (Option<Decision>, &'static str) {
-    (None, if result.is_ok() { "ok" } else { "error" })
-}
-
-/// The -32601 for a method this server does not offer, saying why. rmcp's own names only the
-/// method; every transport passes its answers through [`explain_missing_method`] so a client
-/// reads the same sentence over stdio and HTTP.
-pub fn missing_method(method: &str) -> ErrorData {
-    let message = match method {
-        // rmcp refuses ping only where the revision has none.
-        "ping" => "ping is not part of protocol revision 2026-07-28, which has no keep-alive request; \
-                   ping exists in 2025-11-25 and 2025-06-18"
-            .to_owned(),
-        "initialize" => "initialize is not accepted here: protocol revision 2026-07-28 has no handshake \
-                         (each request carries its version in _meta), and a session is initialized once, \
-                         by its first request"
-            .to_owned(),
-        _ => format!(
-            "{} is not offered by this server: its capabilities do not advertise it",
-            crate::telemetry::clip(method)
-        ),
-    };
-    ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None)
-}
-
-/// The methods this server offers whose params rmcp reads, the task ones only when some tool
-/// runs as a task. (`initialize` and `server/discover` each belong to one protocol generation
-/// and stay with rmcp, which answers the other generation's with Method not found.)
-const OFFERED: [&str; 10] = [
-    "tools/list",
-    "tools/call",
-    "prompts/list",
-    "prompts/get",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "tasks/get",
-    "tasks/update",
-    "tasks/cancel",
-];
-
-/// rmcp reads a request whose params do not fit the method it names (a `tools/call` without a
-/// `name`, say) as one of an unknown method, which would tell the client the method is not
-/// offered. For a method in [`OFFERED`]: the method, and the Invalid params (-32602) saying
-/// what is wrong.
-fn malformed_params(method: &str, params: Option<serde_json::Value>, tasks: bool) -> Option<(&'static str, ErrorData)> {
-    /// What reading the request as a `T` finds wrong.
-    fn fault<T: serde::de::DeserializeOwned>(method: &str, params: Option<serde_json::Value>) -> String {
-        let mut request = serde_json::Map::new();
-        request.insert("method".into(), method.into());
-        if let Some(params) = params {
-            request.insert("params".into(), params);
-        }
-        match serde_json::from_value::<T>(serde_json::Value::Object(request)) {
-            Err(error) => crate::telemetry::clip(&error.to_string()).into_owned(),
-            Ok(_) => "they do not fit the method".into(),
-        }
-    }
-    let method = OFFERED
-        .into_iter()
-        .find(|offered| *offered == method && (tasks || !offered.starts_with("tasks/")))?;
-    let fault = match method {
-        "tools/list" => fault::<ListToolsRequest>(method, params),
-        "tools/call" => fault::<CallToolRequest>(method, params),
-        "prompts/list" => fault::<ListPromptsRequest>(method, params),
-        "prompts/get" => fault::<GetPromptRequest>(method, params),
-        "resources/list" => fault::<ListResourcesRequest>(method, params),
-        "resources/templates/list" => fault::<ListResourceTemplatesRequest>(method, params),
-        "resources/read" => fault::<ReadResourceRequest>(method, params),
-        "tasks/get" => fault::<GetTaskRequest>(method, params),
-        "tasks/update" => fault::<UpdateTaskRequest>(method, params),
-        _ => fault::<CancelTaskRequest>(method, params),
-    };
-    let error = ErrorData::invalid_params(format!("invalid params for {method}: {fault}"), None);
-    Some((method, error))
-}
-
-/// Replaces rmcp's bare "method not found" message (the method's name alone) with one that
-/// says why.
-pub fn explain_missing_method(error: &mut ErrorData) {
-    if error.code == ErrorCode::METHOD_NOT_FOUND && !error.message.contains(' ') {
-        *error = missing_method(&error.message);
-    }
-}
-
-/// The error for a request refused or cancelled because the server is shutting down.
-pub fn shutting_down(message: &'static str) -> ErrorData {
-    ErrorData::new(SHUTTING_DOWN, message, None)
-}
-
-/// What a request that arrives while draining is told.
-pub const REFUSED_WHILE_DRAINING: &str =
-    "the server is shutting down and accepts no new requests; retry on another instance";
 
 impl<A: McpApp> ServerHandler for McpServer<A> {
     fn get_info(&self) -> ServerConfig {
