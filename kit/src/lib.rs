@@ -134,11 +134,6 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
         Transport::Stdio => (None, None),
     };
     let shutdown = shutdown::Shutdown::new(config.drain_timeout);
-    let upstream = upstream::Upstream::new(&config.upstream, upstream_hosts.clone()).with_user_agent(&format!(
-        "{}/{}",
-        A::NAME,
-        A::VERSION
-    ));
     let verifier = verifier(&config).map_err(StartError::Config)?.map(Arc::new);
     if let Some(current) = &verifier {
         reload_on_sighup(config.clone(), current.clone());
@@ -171,23 +166,14 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
         Some(redis) => Arc::new(state::tasks::RedisTaskStore::new(redis.clone())),
         None => Arc::new(tasks::MemoryStore::default()),
     };
-    let overrides = config.overrides();
-    let app = A::new(
+    let server = assemble::<A>(
+        &config,
         &settings,
-        &Kit {
-            upstream: upstream.clone(),
-        },
-    )
-    .map_err(StartError::Config)?;
-    let machinery = server::Machinery {
-        upstream,
-        shutdown: shutdown.clone(),
-        tasks: tasks::Tasks::new(task_store, config.tasks.limits(), shutdown.clone()),
-        shared: redis.clone(),
+        &shutdown,
+        task_store,
+        redis.clone(),
         stdio_principal,
-    };
-    let server = server::McpServer::new(app, machinery, &overrides)
-        .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))?;
+    )?;
     server
         .guard()
         .limits()
@@ -241,6 +227,38 @@ pub async fn serve<A: McpApp>(mut config: ServeConfig, settings: A::Settings) ->
     // Refusals counted since the last summary are summed up before the process ends.
     refusals::Refusals::server().summarise();
     served
+}
+
+/// App `A` and the server around it, from the settings: the upstream client the app is given
+/// (allowed the app's hosts, named as the app), the app, its tasks and the guard. What [`serve`]
+/// runs on its transports and [`testing`] connects to in process.
+fn assemble<A: McpApp>(
+    config: &ServeConfig,
+    settings: &A::Settings,
+    shutdown: &shutdown::Shutdown,
+    task_store: Arc<dyn tasks::TaskStore>,
+    shared: Option<Arc<state::Redis>>,
+    stdio_principal: Principal,
+) -> Result<server::McpServer<A>, StartError> {
+    let hosts = config.upstream_hosts(A::upstream_hosts(settings));
+    let upstream =
+        upstream::Upstream::new(&config.upstream, hosts).with_user_agent(&format!("{}/{}", A::NAME, A::VERSION));
+    let app = A::new(
+        settings,
+        &Kit {
+            upstream: upstream.clone(),
+        },
+    )
+    .map_err(StartError::Config)?;
+    let machinery = server::Machinery {
+        upstream,
+        shutdown: shutdown.clone(),
+        tasks: tasks::Tasks::new(task_store, config.tasks.limits(), shutdown.clone()),
+        shared,
+        stdio_principal,
+    };
+    server::McpServer::new(app, machinery, &config.overrides())
+        .map_err(|e| StartError::Config(format!("error: {e} (settings: MCP_RATE_LIMITS, MCP_TOOL_TIMEOUTS)")))
 }
 
 /// On SIGHUP, reads the static tokens (or the JWT public key file) again and swaps them in;

@@ -20,13 +20,11 @@ use rmcp::{
 };
 
 use crate::{
-    Kit, McpApp,
+    McpApp, StartError,
     auth::Principal,
     config::{Cli, Command},
-    server::{Machinery, McpServer},
     shutdown::Shutdown,
-    tasks::{MemoryStore, Tasks},
-    upstream::Upstream,
+    tasks::MemoryStore,
 };
 
 /// A client connected to an app served in this process; dropping it ends the session.
@@ -50,27 +48,18 @@ pub async fn connect_as<A: McpApp>(args: &[&str], caller: Principal) -> Result<C
     };
     let (config, settings) = (serve.config, serve.app);
     config.validate()?;
-    let upstream = Upstream::new(&config.upstream, config.upstream_hosts(A::upstream_hosts(&settings)));
-    let app = A::new(
-        &settings,
-        &Kit {
-            upstream: upstream.clone(),
-        },
-    )?;
     let shutdown = Shutdown::new(config.drain_timeout);
-    let tasks = Tasks::new(
+    let server = crate::assemble::<A>(
+        &config,
+        &settings,
+        &shutdown,
         Arc::new(MemoryStore::default()),
-        config.tasks.limits(),
-        shutdown.clone(),
-    );
-    let machinery = Machinery {
-        upstream,
-        shutdown,
-        tasks,
-        shared: None,
-        stdio_principal: caller,
-    };
-    let server = McpServer::new(app, machinery, &config.overrides())?;
+        None,
+        caller,
+    )
+    .map_err(|error| match error {
+        StartError::Config(message) | StartError::Runtime(message) => message,
+    })?;
     // Room for any one message both ways; the pipe's buffer is all it holds.
     let (client_end, server_end) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
